@@ -1,0 +1,86 @@
+"""The item catalog: external item ids, titles, texts and attributes, in model index order.
+
+The catalog travels with every checkpoint (``catalog.json``) so a model pulled from the Hub can
+turn its scores back into items by itself.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+
+CATALOG_NAME = "catalog.json"
+
+DEFAULT_TEXT_TEMPLATE = "{title} ({year}). Genres: {genres}."
+
+
+@dataclass
+class ItemCatalog:
+    """Items in model index order (index ``i`` of every tensor is ``item_ids[i]``).
+
+    Args:
+        item_ids: external item ids as strings, unique.
+        titles: a human-readable title per item ("" when unknown).
+        texts: the text fed to the sentence encoder, one per item.
+        attributes: optional extra per-item columns (e.g. ``{"genres": [...], "year": [...]}``).
+    """
+
+    item_ids: list
+    titles: list
+    texts: list
+    attributes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.item_ids = [str(i) for i in self.item_ids]
+        n = len(self.item_ids)
+        for name, values in [("titles", self.titles), ("texts", self.texts), *self.attributes.items()]:
+            if len(values) != n:
+                raise ValueError(f"ItemCatalog: '{name}' has {len(values)} entries, expected {n} (one per item id)")
+        self._index = {}
+        for position, item_id in enumerate(self.item_ids):
+            if item_id in self._index:
+                raise ValueError(f"ItemCatalog: item id '{item_id}' appears twice (positions {self._index[item_id]} and {position})")
+            self._index[item_id] = position
+
+    def __len__(self):
+        return len(self.item_ids)
+
+    def __contains__(self, item_id):
+        return str(item_id) in self._index
+
+    def index(self, item_id):
+        """Model index of an external item id; ``KeyError`` naming the id if unknown."""
+        try:
+            return self._index[str(item_id)]
+        except KeyError:
+            raise KeyError(f"item id '{item_id}' is not in the catalog ({len(self)} items)") from None
+
+    def indices(self, item_ids):
+        return [self.index(i) for i in item_ids]
+
+    def to_dict(self):
+        return {"item_ids": self.item_ids, "titles": self.titles, "texts": self.texts, "attributes": self.attributes}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(data["item_ids"], data["titles"], data["texts"], data.get("attributes", {}))
+
+    def save(self, directory):
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, CATALOG_NAME)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, ensure_ascii=False)
+        os.replace(tmp, path)  # never leave a half-written catalog behind
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Load from a ``catalog.json`` file or a directory that holds one."""
+        if os.path.isdir(path):
+            path = os.path.join(path, CATALOG_NAME)
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not a valid catalog file ({e})") from None
+        return cls.from_dict(data)

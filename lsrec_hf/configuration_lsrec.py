@@ -1,0 +1,104 @@
+"""LSRec model configuration."""
+
+from transformers import PreTrainedConfig
+
+MEMORY_MODES = ("long+short", "short", "long")
+OBJECTIVES = ("causal", "cloze")
+LOSSES = ("full", "sampled")
+
+# Token ids below this are special; item ``i`` of the catalog is token ``i + NUM_SPECIAL_TOKENS``.
+PAD_TOKEN_ID = 0
+MASK_TOKEN_ID = 1
+NUM_SPECIAL_TOKENS = 2
+
+
+class LSRecConfig(PreTrainedConfig):
+    r"""
+    Configuration of an LSRec model: a sequential recommender whose item tokens come from item ids and/or
+    item text, with a bidirectional or causal short segment, a Transformer-XL long memory and a gated fusion.
+
+    Args:
+        num_items (`int`): size of the item catalog (the output layer scores every item).
+        content_dim (`int`, defaults to 384): dimension of the frozen content (text) embeddings; 0 for none.
+        use_item_ids (`bool`, defaults to `True`): learn an id embedding per item (warm items).
+        use_content (`bool`, defaults to `True`): add a projection of the item's content embedding to its
+            token. An item never seen in training is still represented through its text.
+        text_encoder (`str`): the sentence-transformers model that produced the content embeddings.
+        hidden_size (`int`, defaults to 64): width of the item tokens and of every layer.
+        num_hidden_layers (`int`, defaults to 2): transformer layers.
+        num_attention_heads (`int`, defaults to 2): attention heads per layer.
+        intermediate_size (`int`, defaults to 256): width of the feed-forward block.
+        hidden_act (`str`, defaults to `"gelu"`): activation of the feed-forward block.
+        hidden_dropout_prob (`float`, defaults to 0.3): dropout on embeddings and residual branches.
+        attention_probs_dropout_prob (`float`, defaults to 0.3): dropout on attention weights.
+        segment_length (`int`, defaults to 50): events in the short segment; the long history is processed in
+            chunks of this length.
+        memory_length (`int`, defaults to 50): hidden states kept per layer from earlier chunks (the XL memory).
+        memory (`str`, defaults to `"long+short"`): `"short"` uses only the last `segment_length` events;
+            `"long"` reads the whole history through the memory and predicts from the pooled long-term state;
+            `"long+short"` gates the short-term state with the pooled long-term state.
+        objective (`str`, defaults to `"causal"`): `"causal"` next-item prediction (SASRec) or `"cloze"`
+            masked-item prediction (BERT4Rec).
+        mask_prob (`float`, defaults to 0.2): fraction of events masked by the cloze objective.
+        loss (`str`, defaults to `"full"`): `"full"` softmax over the catalog or `"sampled"` softmax with
+            log-Q correction for catalogs too large to score at every step.
+        num_negatives (`int`, defaults to 1024): negatives per batch for the sampled softmax.
+        relative_attention_num_buckets (`int`, defaults to 32): buckets of the relative position bias.
+        relative_attention_max_distance (`int`, defaults to 256): distance beyond which buckets are shared.
+        layer_norm_eps (`float`, defaults to 1e-6): epsilon of the layer norms.
+        initializer_range (`float`, defaults to 0.02): std of the normal weight initialisation.
+    """
+
+    model_type = "lsrec"
+
+    num_items: int = 0
+    content_dim: int = 384
+    use_item_ids: bool = True
+    use_content: bool = True
+    text_encoder: str | None = "sentence-transformers/all-MiniLM-L6-v2"
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    intermediate_size: int = 256
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.3
+    attention_probs_dropout_prob: float = 0.3
+    segment_length: int = 50
+    memory_length: int = 50
+    memory: str = "long+short"
+    objective: str = "causal"
+    mask_prob: float = 0.2
+    loss: str = "full"
+    num_negatives: int = 1024
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 256
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+    pad_token_id: int | None = PAD_TOKEN_ID
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        checks = [
+            (self.memory in MEMORY_MODES, f"memory must be one of {MEMORY_MODES}, got {self.memory!r}"),
+            (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
+            (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
+            (self.use_item_ids or (self.use_content and self.content_dim > 0),
+             "an item token needs item ids or content embeddings: set use_item_ids=True or use_content=True"),
+            (self.hidden_size % self.num_attention_heads == 0,
+             f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"),
+            (self.segment_length >= 1, f"segment_length must be >= 1, got {self.segment_length}"),
+            (self.memory_length >= 0, f"memory_length must be >= 0, got {self.memory_length}"),
+            (0.0 <= self.mask_prob < 1.0, f"mask_prob must be in [0, 1), got {self.mask_prob}"),
+            (self.num_items >= 0, f"num_items must be >= 0, got {self.num_items}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"LSRecConfig: {message}")
+        super().__post_init__(**kwargs)
+
+    @property
+    def uses_long_memory(self):
+        return self.memory in ("long", "long+short")
+
+
+__all__ = ["LSRecConfig"]

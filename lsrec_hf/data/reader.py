@@ -1,0 +1,258 @@
+"""Read delimited text, JSON Lines and Parquet files into tables that remember where each row came from.
+
+Every parser error is turned into a :class:`DataError` that names the file and the line, so a
+user never sees a traceback from deep inside pyarrow or pandas for a typo in their data.
+"""
+
+import codecs
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from .errors import DataError
+
+_SEPARATOR_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "'|'", "::": "'::'", " ": "space"}
+
+
+@dataclass
+class Table:
+    """Rows of one source, all kept as read, plus each row's position in that source for messages.
+
+    ``unit`` is ``"line"`` for text files (1-based line of the file, the header being line 1) and
+    ``"row"`` for Parquet files and ``datasets.Dataset`` (1-based record). ``original`` maps a
+    renamed column back to its name in the source.
+    """
+
+    frame: pd.DataFrame
+    source: str
+    lines: np.ndarray
+    unit: str = "line"
+    original: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.frame)
+
+    def where(self, i):
+        return f"{self.source}, {self.unit} {self.lines[i]}"
+
+    def label(self, column):
+        source = self.original.get(column, column)
+        return f"'{source}'" if source == column else f"'{source}' (the {column} column)"
+
+    def subset(self, mask):
+        mask = np.asarray(mask)
+        return Table(self.frame[mask].reset_index(drop=True), self.source, self.lines[mask], self.unit, dict(self.original))
+
+    def rename(self, mapping, argument="column_map"):
+        """Rename source columns to the library's names; ``mapping`` is {our name: source column}."""
+        columns = list(self.frame.columns)
+        hint = separator_hint(str(columns[0]), None) if len(columns) == 1 else ""
+        for ours, theirs in mapping.items():
+            if theirs not in columns:
+                raise DataError(f"{self.source}: column {theirs!r} ({argument}[{ours!r}]) not found; columns: {columns}{hint}")
+        if len(set(mapping.values())) != len(mapping):
+            raise DataError(f"{argument} maps two names to the same column: {mapping}")
+        renamed = {theirs: ours for ours, theirs in mapping.items() if theirs != ours}
+        clash = [ours for ours in renamed.values() if ours in columns and ours not in renamed]
+        if clash:
+            raise DataError(
+                f"{self.source}: {argument} renames {mapping[clash[0]]!r} to {clash[0]!r}, but the source already has a "
+                f"{clash[0]!r} column; map {clash[0]!r} to it or rename one of them"
+            )
+        original = {**self.original, **{ours: self.original.get(theirs, theirs) for theirs, ours in renamed.items()}}
+        return Table(self.frame.rename(columns=renamed), self.source, self.lines, self.unit, original)
+
+
+def check_encoding(encoding):
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r} (argument encoding=)") from None
+
+
+def check_file(path, what="file"):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"{what} {path} does not exist")
+    if not os.path.isfile(path):
+        raise DataError(f"{what} {path} is not a file")
+    return path
+
+
+def separator_hint(text, sep):
+    """' (it looks comma-separated ...)' when a line that did not split holds another usual separator."""
+    for other, label in _SEPARATOR_NAMES.items():
+        if other != sep and other != " " and other in text:
+            if sep is None:
+                return f" (the file looks {label}-separated; pass sep={other!r})"
+            return f" (it looks {label}-separated, not {_SEPARATOR_NAMES.get(sep, repr(sep))}-separated)"
+    return ""
+
+
+def read_delimited(path, sep, header=True, names=None, encoding="utf-8", quoted=False):
+    """Read a delimited text file with every value as a string.
+
+    Args:
+        sep: the field separator; "::" (MovieLens-1M) is supported.
+        header: the first line names the columns (``names`` then renames them if given).
+        names: column names when there is no header; also fixes the number of fields per line.
+        quoted: honour "..." quoting (CSV); off for TSV-like formats, whose titles may hold quotes.
+
+    Blank lines are skipped. A line with the wrong number of fields, bytes that are not valid in
+    ``encoding`` and non-UTF-8 text all raise a ``DataError`` naming the file and the line.
+    """
+    path = check_file(path)
+    check_encoding(encoding)
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte order mark is not part of the first column's name
+    shown_sep = sep
+    if len(sep) > 1:
+        # pyarrow takes a single-byte separator: swap in one that the file does not use
+        single = next((c for c in "\t\x1f\x1e\x1d" if c.encode() not in data), None)
+        if single is None:
+            raise DataError(f"{path}: cannot split on {sep!r}: the file uses every stand-in separator byte")
+        data, sep = data.replace(sep.encode(), single.encode()), single
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{path}, line {line}: bytes {data[e.start:e.start + 4]!r} are not valid {encoding} text; "
+            f"pass the file's encoding (e.g. encoding='latin-1')"
+        ) from None
+    if not text or text.isspace():
+        raise DataError(f"{path} is empty")
+    if codecs.lookup(encoding).name != "utf-8":
+        data = text.encode("utf-8")  # pyarrow reads UTF-8
+    del text
+
+    first_line = 0
+    if header:
+        end = data.find(b"\n")
+        head = data[: end if end >= 0 else len(data)].decode("utf-8").rstrip("\r")
+        columns = next(csv.reader([head], delimiter=sep)) if quoted else head.split(sep)
+        columns = [c.strip() for c in columns]
+        if names is not None:
+            if len(names) != len(columns):
+                raise DataError(f"{path}, line 1: header has {len(columns)} columns {columns}, expected {len(names)}{separator_hint(head, sep)}")
+            columns = list(names)
+        if len(set(columns)) != len(columns):
+            raise DataError(f"{path}, line 1: header names a column twice: {columns}")
+        first_line = 1
+    elif names is None:
+        raise DataError(f"{path}: a file without a header needs column names")
+    else:
+        columns = list(names)
+    return _parse(data, path, sep, columns, first_line, quoted, shown_sep)
+
+
+def _parse(data, path, sep, columns, first_line, quoted, shown_sep):
+    """Parse UTF-8 ``data`` with pyarrow; on any bad line, parse again single-threaded to find its number."""
+
+    def read(use_threads, bad):
+        def on_invalid(row):
+            bad.append(row)
+            return "skip" if not row.text.strip() else "error"  # whitespace-only lines are blank lines
+
+        return pa_csv.read_csv(
+            io.BytesIO(data),
+            read_options=pa_csv.ReadOptions(use_threads=use_threads, column_names=columns, skip_rows=first_line),
+            parse_options=pa_csv.ParseOptions(delimiter=sep, quote_char='"' if quoted else False, ignore_empty_lines=False, invalid_row_handler=on_invalid),
+            convert_options=pa_csv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+
+    bad = []
+    try:
+        table = read(True, bad)
+    except pa.ArrowInvalid:
+        table = None
+    if bad or table is None:
+        # rows are numbered only in a single-threaded read; it is slower, so only done when needed
+        bad = []
+        try:
+            table = read(False, bad)
+        except pa.ArrowInvalid as e:
+            bad_rows = [b for b in bad if b.text.strip()]
+            if not bad_rows:
+                raise DataError(f"{path}: could not parse the file ({e})") from None
+            row = bad_rows[0]
+            raise DataError(
+                f"{path}, line {row.number + first_line}: found {row.actual_columns} fields, expected {row.expected_columns} "
+                f"({', '.join(columns)}){separator_hint(row.text.replace(sep, shown_sep), shown_sep)}: {row.text.replace(sep, shown_sep)[:200]!r}"
+            ) from None
+    frame = table.to_pandas()
+    # line of each row: rows count from line first_line + 1; whitespace-only lines were skipped
+    skipped = np.array(sorted(b.number for b in bad), dtype=np.int64)
+    numbers = np.arange(1, len(frame) + len(skipped) + 1)
+    numbers = numbers[~np.isin(numbers, skipped)] + first_line
+    blank = (frame == "").all(axis=1).to_numpy() if len(frame.columns) else np.zeros(len(frame), bool)
+    result = Table(frame, path, numbers)
+    result = result.subset(~blank) if blank.any() else result
+    if len(result) == 0:
+        raise DataError(f"{path} has a header but no rows" if first_line else f"{path} is empty")
+    return result
+
+
+def read_jsonl(path, encoding="utf-8"):
+    """Read a JSON Lines file (one JSON object per line); values keep their JSON types."""
+    path = check_file(path)
+    check_encoding(encoding)
+    records, numbers = [], []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError:
+                raise DataError(f"{path}, line {number}: bytes that are not valid {encoding} text; pass the file's encoding") from None
+            line = line.lstrip("\ufeff") if number == 1 else line
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {number}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}, line {number}: expected a JSON object {{...}}, got {type(record).__name__}")
+            records.append(record)
+            numbers.append(number)
+    if not records:
+        raise DataError(f"{path} is empty")
+    frame = pd.DataFrame.from_records(records)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return Table(frame, path, np.array(numbers))
+
+
+def read_parquet(path):
+    path = check_file(path)
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+    if len(frame) == 0:
+        raise DataError(f"{path} is empty")
+    return Table(frame, path, np.arange(1, len(frame) + 1), unit="row")
+
+
+def read_any(path, sep=None, encoding="utf-8"):
+    """Read a .csv/.tsv/.txt/.tab/.jsonl/.json/.parquet file, picking the parser from the extension."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".parquet":
+        return read_parquet(path)
+    if ext in (".jsonl", ".json", ".ndjson"):
+        return read_jsonl(path, encoding=encoding)
+    if sep is None:
+        if ext not in (".csv", ".tsv", ".tab", ".txt", ".dat"):
+            raise DataError(f"{path}: cannot tell the format from the extension {ext or '(none)'}; use .csv, .tsv, .jsonl or .parquet, or pass sep=")
+        sep = "," if ext == ".csv" else "\t"
+    return read_delimited(path, sep, header=True, encoding=encoding, quoted=(sep == ","))

@@ -1,0 +1,230 @@
+"""What every loader returns: the interactions as a ``datasets.Dataset`` and the item catalog.
+
+Loaders only read and rename; :func:`build_rec_dataset` does the checks and conversions that
+all formats share, so every source ends up with the same columns and the same error messages.
+"""
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import pandas as pd
+
+from ..catalog import DEFAULT_TEXT_TEMPLATE, ItemCatalog
+from .errors import DataError
+from .item_text import STANDARD_FIELDS, render_item_text, template_fields
+
+logger = logging.getLogger(__name__)
+
+USER, ITEM, TIME, RATING = "user_id", "item_id", "timestamp", "rating"
+TITLE, YEAR, GENRES, TEXT = "title", "year", "genres", "text"
+
+
+@dataclass
+class RecDataset:
+    """A recommendation dataset.
+
+    Attributes:
+        interactions: one row per event, in the order of the source, with columns ``user_id`` and
+            ``item_id`` (strings), ``timestamp`` (float64, usually Unix seconds), ``rating``
+            (float32, only when the source has ratings) and any other source column as strings.
+        catalog: every item: first those of the item file in its order, then items that only
+            appear in the interactions, in order of first appearance. So every ``item_id`` of
+            ``interactions`` is in the catalog.
+        users: one row per user of the user file (``user_id`` plus its columns, as strings), or None.
+        name: a short name, e.g. "ml-100k".
+
+    Duplicate (user, item, timestamp) rows are kept: in logs of views or purchases a repeat is a
+    real event, and dropping it is a modelling choice for the caller to make (their number is
+    logged). Rows are not sorted; sort by (user_id, timestamp) with a stable sort so that events
+    with equal timestamps keep the order of the source.
+    """
+
+    interactions: datasets.Dataset
+    catalog: ItemCatalog
+    users: "datasets.Dataset | None"
+    name: str
+
+    def __repr__(self):
+        users = "None" if self.users is None else f"{self.users.num_rows} rows"
+        return (
+            f"RecDataset(name={self.name!r}, interactions={self.interactions.num_rows} rows "
+            f"{self.interactions.column_names}, items={len(self.catalog)}, users={users})"
+        )
+
+
+def _one_str(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))  # ids that pandas or JSON turned into floats: 7.0 -> "7"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(_one_str(v) for v in value)
+    if value is pd.NA or value is pd.NaT:
+        return ""
+    return str(value)
+
+
+def to_strings(series):
+    """A column as Python strings, "" where missing."""
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        return series.fillna("")
+    if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
+        return series.astype(str)
+    return series.map(_one_str).astype(str)
+
+
+def _ids(table, column, integer=False):
+    values = to_strings(table.frame[column]).str.strip()
+    empty = (values == "").to_numpy()
+    if empty.any():
+        i = int(np.argmax(empty))
+        raise DataError(f"{table.where(i)}: column {table.label(column)} is empty; every row needs an id")
+    if integer:
+        bad = ~values.str.fullmatch(r"\d+").to_numpy(dtype=bool)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{table.where(i)}: column {table.label(column)} must be a whole number, got {values.iloc[i]!r}")
+    return values
+
+
+def _numbers(table, column, dtype):
+    series = table.frame[column]
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        # Parquet/Dataset timestamps become Unix seconds like the text formats
+        values = (series - pd.Timestamp(0, tz=getattr(series.dt, "tz", None))).dt.total_seconds().to_numpy(float, na_value=np.nan)
+    elif pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        values = pd.to_numeric(to_strings(series).str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        got = series.iloc[i]
+        what = "is empty" if _one_str(got).strip() == "" else f"must be a number, got {got!r}"
+        hint = " (Unix seconds)" if column == TIME else ""
+        raise DataError(f"{table.where(i)}: column {table.label(column)} {what}; expected a number{hint}")
+    return values.astype(dtype)
+
+
+def _genre_list(value):
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [s for s in (_one_str(v).strip() for v in value) if s]
+    text = str(value).strip()
+    return [text] if text else []
+
+
+def _check_unique(table, ids, what):
+    duplicated = ids.duplicated().to_numpy()
+    if duplicated.any():
+        i = int(np.argmax(duplicated))
+        first = int(np.argmax((ids == ids.iloc[i]).to_numpy()))
+        raise DataError(f"{table.where(i)}: {what} {ids.iloc[i]!r} appears again (first at {table.unit} {table.lines[first]})")
+
+
+def _build_catalog(items, interaction_items, text_template, name):
+    item_ids, titles, texts, attributes = [], [], [], {}
+    empty_texts = 0
+    if items is not None:
+        ids = _ids(items, ITEM)
+        _check_unique(items, ids, "item id")
+        columns = [c for c in items.frame.columns if c != ITEM]
+        unknown = [f for f in template_fields(text_template) if f not in STANDARD_FIELDS and f not in columns]
+        if unknown:
+            raise DataError(f"text template {text_template!r} uses {{{unknown[0]}}}, but {items.source} has no such column; columns: {columns}")
+        attribute_columns = [c for c in columns if c not in (TITLE, TEXT)]
+        if GENRES in columns:
+            items.frame[GENRES] = items.frame[GENRES].map(_genre_list)
+        for column in attribute_columns:
+            values = items.frame[column]
+            attributes[column] = list(values) if column == GENRES else list(to_strings(values))
+        given_titles = list(to_strings(items.frame[TITLE]).str.strip()) if TITLE in columns else [""] * len(ids)
+        given_texts = list(to_strings(items.frame[TEXT]).str.strip()) if TEXT in columns else [""] * len(ids)
+        records = items.frame[columns].to_dict("records")
+        for item_id, title, text, fields in zip(ids, given_titles, given_texts, records):
+            fields[TITLE] = title
+            text = text or render_item_text(text_template, fields)
+            if not text:
+                empty_texts += 1
+                text = f"item {item_id}"
+            item_ids.append(item_id)
+            titles.append(title)
+            texts.append(text)
+
+    known = set(item_ids)
+    unseen = [i for i in pd.unique(interaction_items) if i not in known]
+    if unseen:
+        where = f"not in {items.source}" if items is not None else "there is no item file"
+        warnings.warn(
+            f"{name}: {len(unseen)} of {len(known) + len(unseen)} items appear only in the interactions ({where}); "
+            f"they get an empty title and the text 'item <id>'",
+            stacklevel=3,
+        )
+        item_ids += unseen
+        titles += [""] * len(unseen)
+        texts += [f"item {i}" for i in unseen]
+        for column, values in attributes.items():
+            values += [[] if column == GENRES else ""] * len(unseen)
+    if empty_texts:
+        warnings.warn(f"{name}: {empty_texts} items of {items.source} have no title or other text; they get the text 'item <id>'", stacklevel=3)
+    return ItemCatalog(item_ids, titles, texts, attributes)
+
+
+def build_rec_dataset(interactions, items=None, users=None, name="", text_template=DEFAULT_TEXT_TEMPLATE, integer_ids=False):
+    """Check and convert loader output into a :class:`RecDataset`.
+
+    Args:
+        interactions: a ``reader.Table`` with columns ``user_id`` and ``item_id``, optionally
+            ``timestamp`` and ``rating``; other columns are kept as strings.
+        items: a ``reader.Table`` with ``item_id`` and optionally ``title``, ``year``, ``genres``
+            (lists of strings), ``text`` (used as is instead of the template) and any attributes.
+        users: a ``reader.Table`` with ``user_id`` and any attributes.
+        integer_ids: require whole-number ids (GroupLens files), to catch shifted columns early.
+    """
+    if len(interactions) == 0:
+        raise DataError(f"{interactions.source} has no interactions")
+    for column in (USER, ITEM):
+        if column not in interactions.frame.columns:
+            raise DataError(f"{interactions.source} has no {column} column; columns: {list(interactions.frame.columns)}")
+    frame = pd.DataFrame({USER: _ids(interactions, USER, integer_ids), ITEM: _ids(interactions, ITEM, integer_ids)})
+    features = {USER: datasets.Value("string"), ITEM: datasets.Value("string")}
+    if TIME in interactions.frame.columns:
+        frame[TIME] = _numbers(interactions, TIME, np.float64)
+    else:
+        warnings.warn(f"{interactions.source} has no timestamp column; the order of the rows is used as time", stacklevel=2)
+        frame[TIME] = np.arange(len(frame), dtype=np.float64)
+    features[TIME] = datasets.Value("float64")
+    if RATING in interactions.frame.columns:
+        frame[RATING] = _numbers(interactions, RATING, np.float32)
+        features[RATING] = datasets.Value("float32")
+    for column in interactions.frame.columns:
+        if column not in features:
+            frame[column] = to_strings(interactions.frame[column])
+            features[column] = datasets.Value("string")
+
+    duplicates = int(frame.duplicated([USER, ITEM, TIME]).sum())
+    if duplicates:
+        logger.info("%s: %d rows repeat an earlier (user_id, item_id, timestamp); they are kept", name, duplicates)
+
+    catalog = _build_catalog(items, frame[ITEM], text_template, name)
+    dataset = datasets.Dataset.from_pandas(frame, features=datasets.Features(features), preserve_index=False)
+
+    user_dataset = None
+    if users is not None:
+        user_ids = _ids(users, USER, integer_ids)
+        _check_unique(users, user_ids, "user id")
+        user_frame = pd.DataFrame({USER: user_ids})
+        for column in users.frame.columns:
+            if column != USER:
+                user_frame[column] = to_strings(users.frame[column])
+        user_features = datasets.Features({c: datasets.Value("string") for c in user_frame.columns})
+        user_dataset = datasets.Dataset.from_pandas(user_frame, features=user_features, preserve_index=False)
+    return RecDataset(dataset, catalog, user_dataset, name)

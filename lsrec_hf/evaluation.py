@@ -1,0 +1,65 @@
+"""Full-ranking evaluation: every catalog item is scored, the user's history items are excluded, and the
+rank of the held-out item gives HR@K, NDCG@K and MRR@K (never sampled negatives)."""
+
+import torch
+from accelerate.utils import gather_object
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .collator import EvaluationCollator
+from .configuration_lsrec import NUM_SPECIAL_TOKENS
+
+DEFAULT_K_VALUES = (10, 20)
+
+
+def exclude_history(scores, input_ids):
+    """Set the scores of the items in each user's input history to -inf (in place)."""
+    num_items = scores.shape[1]
+    # padding and special tokens point at an extra column that is dropped afterwards
+    index = torch.where(input_ids >= NUM_SPECIAL_TOKENS, input_ids - NUM_SPECIAL_TOKENS, num_items)
+    padded = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)
+    padded.scatter_(1, index, float("-inf"))
+    scores.copy_(padded[:, :num_items])
+    return scores
+
+
+@torch.no_grad()
+def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
+                  description="evaluating"):
+    """Top-k item lists (history excluded) and targets for this process's share of `examples`.
+
+    Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`.
+    """
+    model.eval()
+    device = accelerator.device if accelerator is not None else model.device
+    num_processes = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
+    pairs = list(zip(examples.histories, examples.targets.tolist()))
+    # longest histories first, so a batch holds users of similar length; shard across processes
+    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))[rank::num_processes]
+    loader = DataLoader([pairs[i] for i in order], batch_size=batch_size,
+                        collate_fn=EvaluationCollator(model.config.segment_length, max_length))
+    ranked, targets, gates = [], [], []
+    show = accelerator is None or accelerator.is_local_main_process
+    for batch in tqdm(loader, desc=description, disable=not show, leave=False):
+        input_ids = batch["input_ids"].to(device)
+        scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device))
+        scores = exclude_history(scores.float(), input_ids)
+        ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
+        targets.extend(batch["targets"].tolist())
+        gates.extend(gate.float().cpu().tolist())
+    if num_processes > 1:
+        ranked, targets, gates = gather_object(ranked), gather_object(targets), gather_object(gates)
+    return ranked, targets, gates
+
+
+def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values=DEFAULT_K_VALUES,
+                     max_length=None, description="evaluating"):
+    """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share."""
+    from .metrics import compute_ranking_metrics
+
+    ranked, targets, gates = rank_examples(model, examples, accelerator, batch_size, max(k_values), max_length,
+                                           description)
+    metrics = compute_ranking_metrics(ranked, targets, k_values=k_values)
+    metrics["mean_long_term_gate"] = float(sum(gates) / max(len(gates), 1))
+    return metrics

@@ -1,0 +1,442 @@
+"""LSRec: a sequential recommender with item-text tokens, a Transformer-XL long memory and a gated short segment.
+
+Reads top to bottom as the data flows: item embeddings -> relative position bias -> attention -> layer ->
+encoder -> pretrained base -> bare model (one segment, then a whole history chunk by chunk) -> recommendation head.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.utils import ModelOutput, cached_file
+
+from .catalog import CATALOG_NAME, ItemCatalog
+from .configuration_lsrec import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, LSRecConfig
+
+
+class LSRecMemory(NamedTuple):
+    """What a user's history leaves behind for the next segment (all detached: no gradient flows back).
+
+    hidden: per layer, the inputs of that layer for the last `memory_length` events, `[batch, M, hidden]`.
+    mask: which of those M slots hold a real event, `[batch, M]`.
+    long_sum / long_count: running sum and count of the top-layer states of every event so far, from which
+        the pooled long-term state is read in O(1) memory whatever the history length.
+    """
+
+    hidden: tuple
+    mask: torch.Tensor
+    long_sum: torch.Tensor
+    long_count: torch.Tensor
+
+
+@dataclass
+class LSRecModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`[batch, seq, hidden]`): top-layer states of the segment (the short-term state).
+    user_state (`[batch, seq, hidden]`): the fused state that scores items at each position.
+    long_state (`[batch, seq, hidden]`, *optional*): the pooled long-term state at each position.
+    gate (`[batch, seq]`): share of the long-term state in `user_state` (0 = all short-term, 1 = all long-term).
+    memory (`LSRecMemory`, *optional*): the state to pass with the next segment of the same users.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    user_state: torch.Tensor | None = None
+    long_state: torch.Tensor | None = None
+    gate: torch.Tensor | None = None
+    memory: LSRecMemory | None = None
+
+
+@dataclass
+class LSRecRecommendationOutput(ModelOutput):
+    r"""
+    loss (*optional*): next-item (causal) or masked-item (cloze) cross-entropy, returned when `labels` is given.
+    logits (`[batch, seq, num_items]`, *optional*): scores of every catalog item at every position; only
+        returned without `labels` (training computes scores at the labelled positions only).
+    gate (`[batch, seq]`): long-term share of each position's user state.
+    memory (`LSRecMemory`, *optional*): the state to pass with the next segment.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    gate: torch.Tensor | None = None
+    memory: LSRecMemory | None = None
+
+
+class LSRecItemEmbeddings(nn.Module):
+    """Item token = learned id embedding (optional) + projection of the frozen content embedding of its text."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.special_tokens = nn.Embedding(NUM_SPECIAL_TOKENS, config.hidden_size)
+        self.item_ids = nn.Embedding(config.num_items, config.hidden_size) if config.use_item_ids else None
+        if config.use_content:
+            # Persistent so the content embeddings travel inside model.safetensors with the weights.
+            self.register_buffer("content_embeddings", torch.zeros(config.num_items, config.content_dim))
+            self.text_proj = nn.Linear(config.content_dim, config.hidden_size)
+        else:
+            self.text_proj = None
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def item_representations(self, item_indices=None):
+        """Representations of catalog items (all of them, or `item_indices`), shared with the output layer."""
+        reps = 0
+        if self.item_ids is not None:
+            reps = self.item_ids.weight if item_indices is None else self.item_ids(item_indices)
+        if self.text_proj is not None:
+            content = self.content_embeddings if item_indices is None else self.content_embeddings[item_indices]
+            reps = reps + self.text_proj(content.to(self.text_proj.weight.dtype))
+        return reps
+
+    def forward(self, input_ids):
+        table = torch.cat([self.special_tokens.weight, self.item_representations()], dim=0)
+        return self.dropout(self.layer_norm(F.embedding(input_ids, table)))
+
+
+def relative_position_bucket(relative_position, bidirectional, num_buckets, max_distance):
+    """T5's bucketing: exact buckets for small distances, logarithmic ones up to `max_distance`."""
+    buckets = 0
+    if bidirectional:
+        num_buckets //= 2
+        buckets = (relative_position > 0).long() * num_buckets
+        relative_position = relative_position.abs()
+    else:
+        relative_position = -torch.clamp(relative_position, max=0)
+    max_exact = num_buckets // 2
+    is_small = relative_position < max_exact
+    large = max_exact + (
+        torch.log(relative_position.float().clamp(min=1) / max_exact)
+        / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
+    ).long()
+    large = torch.clamp(large, max=num_buckets - 1)
+    return buckets + torch.where(is_small, relative_position, large)
+
+
+class LSRecRelativePositionBias(nn.Module):
+    """A learned per-head bias on (key position - query position), shared by all layers.
+
+    Relative positions are what make the XL memory work: a cached state keeps its meaning whatever
+    absolute position the segment that reads it starts at.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.bidirectional = config.objective == "cloze"
+        self.num_buckets = config.relative_attention_num_buckets
+        self.max_distance = config.relative_attention_max_distance
+        self.bias = nn.Embedding(self.num_buckets, config.num_attention_heads)
+
+    def forward(self, query_length, key_length, device):
+        # Queries are the last `query_length` of the `key_length` positions [memory ; segment].
+        query_positions = torch.arange(key_length - query_length, key_length, device=device)[:, None]
+        key_positions = torch.arange(key_length, device=device)[None, :]
+        buckets = relative_position_bucket(
+            key_positions - query_positions, self.bidirectional, self.num_buckets, self.max_distance
+        )
+        return self.bias(buckets).permute(2, 0, 1)  # [heads, query, key]
+
+
+class LSRecAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = config.attention_probs_dropout_prob
+
+    def forward(self, hidden_states, context, attention_bias):
+        """`hidden_states` [B, T, H] attend to `context` [B, M+T, H] = [memory ; segment]."""
+        batch, query_length, _ = hidden_states.shape
+        key_length = context.shape[1]
+        q = self.q_proj(hidden_states).view(batch, query_length, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(context).view(batch, key_length, self.num_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(context).view(batch, key_length, self.num_heads, self.head_dim).transpose(1, 2)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attention_bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.o_proj(out.transpose(1, 2).reshape(batch, query_length, -1))
+
+
+class LSRecLayer(nn.Module):
+    """Pre-norm transformer layer whose keys and values are [this layer's memory ; the segment]."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = LSRecAttention(config)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.fc_in = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.fc_out = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, memory_states, attention_bias):
+        memory_length = memory_states.shape[1]
+        context = self.attention_norm(torch.cat([memory_states, hidden_states], dim=1))
+        hidden_states = hidden_states + self.dropout(
+            self.attention(context[:, memory_length:], context, attention_bias)
+        )
+        ffn = self.fc_out(self.act(self.fc_in(self.ffn_norm(hidden_states))))
+        return hidden_states + self.dropout(ffn)
+
+
+class LSRecEncoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.causal = config.objective == "causal"
+        self.relative_bias = LSRecRelativePositionBias(config)
+        self.layers = nn.ModuleList([LSRecLayer(config) for _ in range(config.num_hidden_layers)])
+        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def attention_bias(self, segment_mask, memory_mask):
+        """[B, heads, T, M+T] additive bias: relative positions, padding, causality.
+
+        A query always sees itself, so rows of pure padding stay finite (their outputs are never used).
+        """
+        query_length, memory_length = segment_mask.shape[1], memory_mask.shape[1]
+        key_length = memory_length + query_length
+        device = segment_mask.device
+        allowed = torch.cat([memory_mask, segment_mask], dim=1)[:, None, :].expand(-1, query_length, -1)
+        query_positions = torch.arange(memory_length, key_length, device=device)[:, None]
+        key_positions = torch.arange(key_length, device=device)[None, :]
+        if self.causal:
+            allowed = allowed & (key_positions <= query_positions)
+        allowed = allowed | (key_positions == query_positions)
+        blocked = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, float("-inf"))
+        return self.relative_bias(query_length, key_length, device)[None] + blocked[:, None]
+
+    def forward(self, hidden_states, segment_mask, memory=None):
+        """Returns the top-layer states and, per layer, the inputs the layer saw (to extend the memory)."""
+        batch, _, width = hidden_states.shape
+        if memory is None:
+            memory_mask = segment_mask.new_zeros(batch, 0)
+            memory_hidden = [hidden_states.new_zeros(batch, 0, width)] * len(self.layers)
+        else:
+            memory_mask, memory_hidden = memory.mask, memory.hidden
+        bias = self.attention_bias(segment_mask, memory_mask)
+        layer_inputs = []
+        for layer, layer_memory in zip(self.layers, memory_hidden):
+            layer_inputs.append(hidden_states)
+            hidden_states = layer(hidden_states, layer_memory.to(hidden_states.dtype), bias)
+        return self.final_norm(hidden_states), layer_inputs
+
+
+class LSRecPreTrainedModel(PreTrainedModel):
+    config_class = LSRecConfig
+    config: LSRecConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+
+    # The item catalog (ids, titles, texts) travels with the weights as catalog.json.
+    catalog: ItemCatalog | None = None
+
+    def save_pretrained(self, save_directory, is_main_process=True, **kwargs):
+        super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
+        if is_main_process and self.catalog is not None:
+            self.catalog.save(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
+                      if k in kwargs}
+        path = cached_file(pretrained_model_name_or_path, CATALOG_NAME,
+                           _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        if path is not None:
+            model.catalog = ItemCatalog.load(path)
+            if len(model.catalog) != model.config.num_items:
+                raise ValueError(f"{path}: the catalog has {len(model.catalog)} items but the model scores "
+                                 f"{model.config.num_items}")
+        return model
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LSRecItemEmbeddings) and module.item_ids is not None:
+            # Id embeddings start small so that, at first, an item is mostly what its text says.
+            init.normal_(module.item_ids.weight, mean=0.0, std=self.config.initializer_range)
+        elif isinstance(module, LSRecForSequentialRecommendation):
+            init.zeros_(module.output_bias)
+
+
+class LSRecModel(LSRecPreTrainedModel):
+    """The bare LSRec model: item tokens in, per-position user states (short, long, fused) out."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embeddings = LSRecItemEmbeddings(config)
+        self.encoder = LSRecEncoder(config)
+        if config.uses_long_memory:
+            self.long_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        if config.memory == "long+short":
+            self.gate = nn.Linear(2 * config.hidden_size, 1)
+        self.post_init()
+
+    def empty_memory(self, batch_size, device=None):
+        device = device or self.device
+        width = self.config.hidden_size
+        return LSRecMemory(
+            hidden=tuple(torch.zeros(batch_size, 0, width, device=device) for _ in self.encoder.layers),
+            mask=torch.zeros(batch_size, 0, dtype=torch.bool, device=device),
+            long_sum=torch.zeros(batch_size, width, device=device),
+            long_count=torch.zeros(batch_size, device=device),
+        )
+
+    def forward(self, input_ids, attention_mask=None, memory=None, **kwargs):
+        """One segment `[B, T]` of item tokens, reading and extending the users' `memory` (`None` = no history)."""
+        segment_mask = input_ids != PAD_TOKEN_ID if attention_mask is None else attention_mask.bool()
+        hidden_states = self.embeddings(input_ids)
+        if not self.config.uses_long_memory:
+            top, _ = self.encoder(hidden_states, segment_mask)
+            return LSRecModelOutput(last_hidden_state=top, user_state=top, gate=torch.zeros_like(top[..., 0]))
+
+        if memory is None:
+            memory = self.empty_memory(input_ids.shape[0], input_ids.device)
+        top, layer_inputs = self.encoder(hidden_states, segment_mask, memory)
+
+        # Pooled long-term state: mean of the top-layer states of every event up to each position
+        # (causal) or of the whole segment (cloze), continuing the running sum kept in the memory.
+        weights = segment_mask.to(top.dtype)[..., None]
+        if self.config.objective == "causal":
+            segment_sum, segment_count = torch.cumsum(top * weights, 1), torch.cumsum(weights, 1)
+        else:
+            segment_sum = (top * weights).sum(1, keepdim=True).expand_as(top)
+            segment_count = weights.sum(1, keepdim=True).expand_as(weights)
+        long_sum = memory.long_sum[:, None].to(top.dtype) + segment_sum
+        long_count = memory.long_count[:, None, None].to(top.dtype) + segment_count
+        long_state = self.long_proj(long_sum / long_count.clamp(min=1.0))
+
+        if self.config.memory == "long":
+            gate = torch.ones_like(top[..., 0])
+            user_state = long_state
+        else:
+            gate = torch.sigmoid(self.gate(torch.cat([top, long_state], dim=-1))).squeeze(-1)
+            user_state = (1 - gate[..., None]) * top + gate[..., None] * long_state
+
+        new_memory = self._extend_memory(memory, layer_inputs, segment_mask, top * weights)
+        return LSRecModelOutput(
+            last_hidden_state=top, user_state=user_state, long_state=long_state, gate=gate, memory=new_memory
+        )
+
+    def _extend_memory(self, memory, layer_inputs, segment_mask, masked_top):
+        def keep_last(states):  # the XL memory: the last `memory_length` positions of [memory ; segment]
+            return states[:, states.shape[1] - min(self.config.memory_length, states.shape[1]) :]
+
+        hidden = tuple(
+            keep_last(torch.cat([old.to(new.dtype), new], dim=1)).detach()
+            for old, new in zip(memory.hidden, layer_inputs)
+        )
+        return LSRecMemory(
+            hidden=hidden,
+            mask=keep_last(torch.cat([memory.mask, segment_mask], dim=1)),
+            long_sum=(memory.long_sum + masked_top.sum(1).float()).detach(),
+            long_count=(memory.long_count + segment_mask.sum(1).float()).detach(),
+        )
+
+    def encode(self, input_ids, attention_mask=None, memory=None):
+        """A whole history `[B, L]` (left-padded, most recent event last), read chunk by chunk.
+
+        Chunks of `segment_length` are aligned to the end so the last one is the short segment; earlier
+        chunks only build the memory, so cost grows linearly with L and memory use stays bounded.
+        Returns the output of the last (short) segment, whose `memory` can be extended with new events.
+        """
+        if attention_mask is None:
+            attention_mask = input_ids != PAD_TOKEN_ID
+        segment = self.config.segment_length
+        if not self.config.uses_long_memory:
+            return self(input_ids[:, -segment:], attention_mask[:, -segment:])
+        pad = (-input_ids.shape[1]) % segment
+        if pad:
+            input_ids = F.pad(input_ids, (pad, 0), value=PAD_TOKEN_ID)
+            attention_mask = F.pad(attention_mask, (pad, 0), value=False)
+        output = None
+        for start in range(0, input_ids.shape[1], segment):
+            chunk_mask = attention_mask[:, start : start + segment]
+            if output is None and memory is None and not chunk_mask.any():
+                continue  # leading chunks of pure padding carry nothing
+            output = self(input_ids[:, start : start + segment], chunk_mask, memory)
+            memory = output.memory
+        return output
+
+
+class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
+    """LSRec with its recommendation head: user states scored against every item representation + a bias."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = LSRecModel(config)
+        self.output_bias = nn.Parameter(torch.zeros(config.num_items))
+        # Proposal distribution of the sampled softmax (uniform until `set_item_frequencies`).
+        self.register_buffer("sampling_probs", torch.full((config.num_items,), 1.0 / max(config.num_items, 1)),
+                             persistent=False)
+        self.post_init()
+
+    def set_item_frequencies(self, counts):
+        """Use item popularity (smoothed) as the sampled-softmax proposal; log-Q corrects for it."""
+        probs = torch.as_tensor(counts, dtype=torch.float).clamp(min=0) + 1.0
+        self.sampling_probs.copy_(probs / probs.sum())
+
+    def item_scores(self, user_state, item_indices=None):
+        """Scores `[..., num_items]` (or `[..., len(item_indices)]`) of items for user states `[..., hidden]`."""
+        reps = self.model.embeddings.item_representations(item_indices)
+        bias = self.output_bias if item_indices is None else self.output_bias[item_indices]
+        return user_state @ reps.T + bias
+
+    def forward(self, input_ids, attention_mask=None, labels=None, memory=None, **kwargs):
+        r"""
+        input_ids (`[batch, seq]`): item tokens (catalog index + 2; 0 = padding, 1 = mask) of one segment.
+        labels (`[batch, seq]`, *optional*): catalog index of the item to predict at each position, -100 where none.
+        memory (`LSRecMemory`, *optional*): returned by the previous segment of the same users.
+        """
+        outputs = self.model(input_ids, attention_mask=attention_mask, memory=memory)
+        loss = logits = None
+        if labels is None:
+            logits = self.item_scores(outputs.user_state)
+        else:
+            selected = labels != -100
+            states, targets = outputs.user_state[selected], labels[selected]
+            if self.config.loss == "full":
+                loss = F.cross_entropy(self.item_scores(states).float(), targets, reduction="sum")
+            else:
+                loss = self._sampled_softmax_loss(states, targets)
+            # Sum / count keeps an empty segment (all padding) at zero loss instead of NaN.
+            loss = loss / selected.sum().clamp(min=1)
+        return LSRecRecommendationOutput(loss=loss, logits=logits, gate=outputs.gate, memory=outputs.memory)
+
+    def _sampled_softmax_loss(self, states, targets):
+        """Softmax over [target ; shared negatives], each logit corrected by -log(K q(item))."""
+        num_negatives = self.config.num_negatives
+        negatives = torch.multinomial(self.sampling_probs, num_negatives, replacement=True)
+        log_q = torch.log(self.sampling_probs * num_negatives)
+        positive = (states * self.model.embeddings.item_representations(targets)).sum(-1)
+        positive = positive + self.output_bias[targets] - log_q[targets]
+        negative = self.item_scores(states, negatives) - log_q[negatives]
+        negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
+        logits = torch.cat([positive[:, None], negative], dim=1).float()
+        return F.cross_entropy(logits, torch.zeros_like(targets), reduction="sum")
+
+    @torch.no_grad()
+    def score_next(self, input_ids, attention_mask=None, memory=None):
+        """Scores `[B, num_items]` of the next item after each (left-padded) history, plus the gate `[B]`."""
+        if attention_mask is None:
+            attention_mask = input_ids != PAD_TOKEN_ID
+        if self.config.objective == "cloze":  # the slot to predict is a [MASK] after the last event
+            slot = torch.full_like(input_ids[:, :1], MASK_TOKEN_ID)
+            input_ids = torch.cat([input_ids, slot], dim=1)
+            attention_mask = torch.cat([attention_mask, torch.ones_like(slot, dtype=torch.bool)], dim=1)
+        outputs = self.model.encode(input_ids, attention_mask, memory)
+        return self.item_scores(outputs.user_state[:, -1]), outputs.gate[:, -1]
+
+
+__all__ = ["LSRecModel", "LSRecForSequentialRecommendation", "LSRecPreTrainedModel", "LSRecMemory"]

@@ -1,0 +1,192 @@
+"""The training loop shared by pretraining and fine-tuning: plain torch under Accelerate.
+
+Each batch of users is read segment by segment, Transformer-XL style: a segment's loss is backpropagated
+and stepped before the next segment reads the (detached) memory it left. Validation NDCG@10 drives early
+stopping; `save_state` checkpoints make a killed run resumable with `--resume`.
+"""
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .collator import LengthBucketSampler, TrainingCollator
+from .evaluation import DEFAULT_K_VALUES, evaluate_ranking
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE_NAME = "trainer_state.json"
+
+
+@dataclass
+class TrainingArguments:
+    """Arguments of the training loop (the recipes expose them on the command line)."""
+
+    output_dir: str = field(default="outputs/lsrec-ml-100k", metadata={"help": "Where checkpoints and the final model go."})
+    num_epochs: int = field(default=200, metadata={"help": "Maximum number of epochs."})
+    batch_size: int = field(default=64, metadata={"help": "Users per batch (over all processes)."})
+    eval_batch_size: int = field(default=256, metadata={"help": "Users per evaluation batch."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    warmup_steps: int = field(default=100, metadata={"help": "Linear warm-up steps."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
+    max_history_length: int | None = field(default=None, metadata={"help": "Keep only the last N events of a user (None = all)."})
+    patience: int = field(default=10, metadata={"help": "Stop after this many evaluations without a better validation NDCG@10."})
+    eval_every: int = field(default=1, metadata={"help": "Evaluate (and checkpoint) every N epochs."})
+    seed: int = field(default=42, metadata={"help": "Random seed."})
+    resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
+
+
+@dataclass
+class TrainerState:
+    epoch: int = 0
+    global_step: int = 0
+    best_metric: float = -1.0
+    best_epoch: int = -1
+    evaluations_without_improvement: int = 0
+    train_seconds: float = 0.0
+    history: list = field(default_factory=list)
+
+    def state_dict(self):
+        return asdict(self)
+
+    def load_state_dict(self, state):
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def _save_atomically(directory, write):
+    """Write into `directory + '.tmp'`, then swap it into place: a crash never leaves a half checkpoint."""
+    tmp, old = directory + ".tmp", directory + ".old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    if os.path.exists(directory):
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values=DEFAULT_K_VALUES):
+    """Train `model` on `splits.train`, early-stop on `splits.valid`, return the best model's test metrics.
+
+    The best weights (by validation `selection_metric`) are restored at the end.
+    """
+    config = model.config
+    checkpoint_dir = os.path.join(args.output_dir, "checkpoints")
+    last_dir, best_dir = os.path.join(checkpoint_dir, "last"), os.path.join(checkpoint_dir, "best")
+
+    train_sequences = [seq for seq in splits.train if len(seq) >= 2 or config.objective == "cloze"]
+    if not train_sequences:
+        raise ValueError("training: no user has enough events to train on")
+    sampler = LengthBucketSampler([len(s) for s in train_sequences], args.batch_size, shuffle=True,
+                                  seed=args.seed, min_batch_size=accelerator.num_processes)
+    collator = TrainingCollator(config.segment_length, config.objective, config.mask_prob,
+                                args.max_history_length, accelerator.num_processes, accelerator.process_index)
+    loader = DataLoader(train_sequences, batch_sampler=sampler, collate_fn=collator)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
+                                  betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, args.warmup_steps)))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state = TrainerState()
+    accelerator.register_for_checkpointing(state)
+
+    if args.resume and os.path.isdir(last_dir):
+        accelerator.load_state(last_dir)
+        accelerator.print(f"resumed from {last_dir} at epoch {state.epoch}")
+
+    unwrapped = accelerator.unwrap_model(model)
+    while state.epoch < args.num_epochs and state.evaluations_without_improvement < args.patience:
+        epoch_start = time.perf_counter()
+        sampler.set_epoch(state.epoch)
+        model.train()
+        total_loss, total_steps = 0.0, 0
+        progress = tqdm(loader, desc=f"epoch {state.epoch + 1}", disable=not accelerator.is_local_main_process,
+                        leave=False)
+        for batch in progress:
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            memory = None
+            for start in range(0, batch["input_ids"].shape[1], config.segment_length):
+                segment = {k: v[:, start:start + config.segment_length] for k, v in batch.items()}
+                with accelerator.accumulate(model):
+                    outputs = model(**segment, memory=memory)
+                    accelerator.backward(outputs.loss)
+                    if accelerator.sync_gradients and args.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                memory = outputs.memory
+                total_loss += outputs.loss.item()
+                total_steps += 1
+                state.global_step += 1
+            progress.set_postfix(loss=f"{total_loss / max(total_steps, 1):.4f}")
+        state.epoch += 1
+        state.train_seconds += time.perf_counter() - epoch_start
+
+        if state.epoch % args.eval_every and state.epoch < args.num_epochs:
+            continue
+        metrics = evaluate_ranking(unwrapped, splits.valid, accelerator, args.eval_batch_size, k_values,
+                                   args.max_history_length, description="validating")
+        train_loss = total_loss / max(total_steps, 1)
+        state.history.append({"epoch": state.epoch, "train_loss": train_loss, "train_seconds": state.train_seconds,
+                              **{f"valid_{k}": v for k, v in metrics.items()}})
+        improved = metrics[selection_metric] > state.best_metric
+        if improved:
+            state.best_metric, state.best_epoch = metrics[selection_metric], state.epoch
+            state.evaluations_without_improvement = 0
+        else:
+            state.evaluations_without_improvement += 1
+        accelerator.print(f"epoch {state.epoch}: loss {train_loss:.4f}  valid {selection_metric} "
+                          f"{metrics[selection_metric]:.4f}  best {state.best_metric:.4f} (epoch {state.best_epoch})"
+                          f"  {state.train_seconds:.0f}s")
+        if improved and accelerator.is_main_process:
+            _save_atomically(best_dir, unwrapped.save_pretrained)
+        accelerator.wait_for_everyone()
+        _save_atomically_state(accelerator, last_dir)
+
+    # restore the best weights (every process reads the same files)
+    accelerator.wait_for_everyone()
+    if os.path.isdir(best_dir):
+        from safetensors.torch import load_file
+
+        unwrapped.load_state_dict(load_file(os.path.join(best_dir, "model.safetensors")), strict=False)
+    return state
+
+
+def _save_atomically_state(accelerator, directory):
+    tmp, old = directory + ".tmp", directory + ".old"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(tmp)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if os.path.exists(directory):
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def format_metrics_table(metrics, k_values=DEFAULT_K_VALUES, title="test"):
+    """A markdown table of HR/NDCG/MRR at each K."""
+    lines = [f"| {title} | " + " | ".join(f"@{k}" for k in k_values) + " |",
+             "|---|" + "---|" * len(k_values)]
+    for name in ("hr", "ndcg", "mrr"):
+        lines.append(f"| {name.upper()} | " + " | ".join(f"{metrics[f'{name}@{k}']:.4f}" for k in k_values) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path, payload):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, default=float)
+    os.replace(tmp, path)

@@ -1,0 +1,185 @@
+import os
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+import lsrec_hf
+from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
+
+NUM_ITEMS = 40
+
+
+def make_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    settings = dict(num_items=NUM_ITEMS, content_dim=8, hidden_size=16, num_attention_heads=2, intermediate_size=32,
+                    num_hidden_layers=2, segment_length=4, memory_length=8, hidden_dropout_prob=0.0,
+                    attention_probs_dropout_prob=0.0)
+    settings.update(overrides)
+    model = LSRecForSequentialRecommendation(LSRecConfig(**settings)).eval()
+    if model.config.use_content:
+        model.model.embeddings.content_embeddings.normal_()
+    return model
+
+
+def random_history(batch=3, length=11, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(2, NUM_ITEMS + 2, (batch, length), generator=generator)
+
+
+def with_segment(model, segment_length, memory_length):
+    """The same weights under another chunking."""
+    config = LSRecConfig(**{**model.config.to_dict(), "segment_length": segment_length,
+                            "memory_length": memory_length})
+    other = LSRecForSequentialRecommendation(config).eval()
+    other.load_state_dict(model.state_dict())
+    return other
+
+
+@pytest.mark.parametrize("memory", ["long+short", "long"])
+def test_chunked_history_equals_direct_attention_when_memory_covers_it(memory):
+    # Causal attention + memory holding every earlier event: the XL recurrence is exactly full attention.
+    model = make_model(memory=memory, segment_length=4, memory_length=12)
+    direct = with_segment(model, segment_length=12, memory_length=12)
+    ids = random_history(length=12)
+    chunked_out = model.model.encode(ids)
+    direct_out = direct.model.encode(ids)
+    torch.testing.assert_close(chunked_out.last_hidden_state, direct_out.last_hidden_state[:, -4:])
+    torch.testing.assert_close(chunked_out.user_state, direct_out.user_state[:, -4:])
+
+
+def test_bounded_memory_keeps_only_memory_length_states():
+    model = make_model(segment_length=4, memory_length=6)
+    output = model.model.encode(random_history(length=40))
+    assert all(h.shape[1] == 6 for h in output.memory.hidden)
+    assert output.memory.mask.shape[1] == 6
+    assert torch.equal(output.memory.long_count, torch.full((3,), 40.0))
+
+
+def test_bounded_memory_differs_from_full_attention_beyond_its_reach():
+    model = make_model(segment_length=4, memory_length=4, num_hidden_layers=1)
+    direct = with_segment(model, segment_length=12, memory_length=0)
+    ids = random_history(length=12)
+    assert not torch.allclose(model.model.encode(ids).last_hidden_state, direct.model.encode(ids).last_hidden_state[:, -4:])
+
+
+def test_causal_states_do_not_see_future_events():
+    model = make_model(objective="causal", memory="short", segment_length=8)
+    ids = random_history(length=8)
+    changed = ids.clone()
+    changed[:, 5] = (changed[:, 5] - 2 + 1) % NUM_ITEMS + 2
+    before, after = model.model(ids).last_hidden_state, model.model(changed).last_hidden_state
+    torch.testing.assert_close(before[:, :5], after[:, :5])
+    assert not torch.allclose(before[:, 5:], after[:, 5:])
+
+
+def test_cloze_states_see_both_directions():
+    model = make_model(objective="cloze", memory="short", segment_length=8)
+    ids = random_history(length=8)
+    changed = ids.clone()
+    changed[:, 6] = (changed[:, 6] - 2 + 1) % NUM_ITEMS + 2
+    assert not torch.allclose(model.model(ids).last_hidden_state[:, :6], model.model(changed).last_hidden_state[:, :6])
+
+
+@pytest.mark.parametrize("objective", ["causal", "cloze"])
+def test_left_padding_does_not_change_scores(objective):
+    model = make_model(objective=objective)
+    ids = random_history(batch=1, length=7)
+    padded = torch.cat([torch.zeros(1, 5, dtype=torch.long), ids], dim=1)
+    torch.testing.assert_close(model.score_next(ids)[0], model.score_next(padded)[0])
+
+
+def test_streaming_new_events_through_memory_equals_encoding_everything():
+    model = make_model(segment_length=4, memory_length=8)
+    ids = random_history(length=16)
+    state = model.model.encode(ids[:, :8]).memory  # chunk-aligned prefix
+    streamed = model.model.encode(ids[:, 8:], memory=state)
+    torch.testing.assert_close(streamed.user_state, model.model.encode(ids).user_state)
+
+
+def test_gate_reports_the_memory_mode():
+    ids = random_history(length=10)
+    assert torch.all(make_model(memory="short").score_next(ids)[1] == 0)
+    assert torch.all(make_model(memory="long").score_next(ids)[1] == 1)
+    gate = make_model(memory="long+short").score_next(ids)[1]
+    assert torch.all((gate > 0) & (gate < 1))
+
+
+def test_short_memory_ignores_events_before_the_segment():
+    model = make_model(memory="short", segment_length=4)
+    ids = random_history(length=10)
+    changed = ids.clone()
+    changed[:, 0] = (changed[:, 0] - 2 + 1) % NUM_ITEMS + 2
+    torch.testing.assert_close(model.score_next(ids)[0], model.score_next(changed)[0])
+    long_model = make_model(memory="long+short", segment_length=4)
+    assert not torch.allclose(long_model.score_next(ids)[0], long_model.score_next(changed)[0])
+
+
+def test_text_only_item_is_scored_through_its_text():
+    model = make_model(use_item_ids=False)
+    assert model.model.embeddings.item_ids is None
+    ids = random_history(batch=1, length=6)
+    before = model.score_next(ids)[0][0, 7].clone()
+    model.model.embeddings.content_embeddings[7] += 1.0
+    after = model.score_next(ids)[0][0, 7]
+    assert torch.isfinite(after) and not torch.isclose(before, after)
+
+
+def test_id_only_model_has_no_content_buffer():
+    model = make_model(use_content=False, content_dim=0)
+    assert model.model.embeddings.text_proj is None
+    assert "model.embeddings.content_embeddings" not in model.state_dict()
+    assert torch.isfinite(model.score_next(random_history())[0]).all()
+
+
+@pytest.mark.parametrize("objective", ["causal", "cloze"])
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_loss_is_finite_and_trains_every_part(objective, loss):
+    model = make_model(objective=objective, loss=loss, num_negatives=16).train()
+    ids = random_history(length=4)
+    labels = torch.randint(0, NUM_ITEMS, ids.shape)
+    labels[0] = -100  # a user with nothing to predict in this segment
+    memory = model.model.encode(random_history(length=4)).memory
+    output = model(ids, labels=labels, memory=memory)
+    assert output.logits is None and torch.isfinite(output.loss)
+    output.loss.backward()
+    for name in ["model.embeddings.text_proj.weight", "model.gate.weight", "model.encoder.layers.0.attention.q_proj.weight"]:
+        assert model.get_parameter(name).grad.abs().sum() > 0, name
+
+
+def test_segment_of_pure_padding_gives_zero_loss_not_nan():
+    model = make_model().train()
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    output = model(ids, labels=torch.full((2, 4), -100))
+    assert output.loss.item() == 0.0
+
+
+def test_save_and_auto_load_round_trip(tmp_path):
+    model = make_model()
+    model.catalog = ItemCatalog([f"i{i}" for i in range(NUM_ITEMS)], [f"title {i}" for i in range(NUM_ITEMS)],
+                                [f"text {i}" for i in range(NUM_ITEMS)])
+    model.save_pretrained(tmp_path)
+    assert {"config.json", "model.safetensors", "catalog.json"} <= set(os.listdir(tmp_path))
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in os.listdir(tmp_path))
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), LSRecConfig)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, LSRecForSequentialRecommendation)
+    ids = random_history()
+    torch.testing.assert_close(model.score_next(ids)[0], loaded.score_next(ids)[0])
+    torch.testing.assert_close(loaded.model.embeddings.content_embeddings, model.model.embeddings.content_embeddings)
+    assert loaded.catalog.item_ids == model.catalog.item_ids
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"memory": "medium"}, "memory must be one of"),
+    ({"objective": "mlm"}, "objective must be one of"),
+    ({"use_item_ids": False, "use_content": False}, "needs item ids or content"),
+    ({"hidden_size": 30, "num_attention_heads": 4}, "divisible"),
+])
+def test_config_rejects_bad_settings_by_name(bad, message):
+    with pytest.raises(ValueError, match=message):
+        LSRecConfig(num_items=5, **bad)
+
+
+def test_package_exports_version():
+    assert lsrec_hf.__version__

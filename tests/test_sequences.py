@@ -1,0 +1,51 @@
+import datasets
+import numpy as np
+import pytest
+
+from lsrec_hf import ItemCatalog
+from lsrec_hf.sequences import build_user_sequences, item_counts, leave_one_out, temporal_split
+
+CATALOG = ItemCatalog(["a", "b", "c", "d", "e"], [""] * 5, ["item a", "item b", "item c", "item d", "item e"])
+
+
+def interactions(rows):
+    users, items, times = zip(*rows)
+    return datasets.Dataset.from_dict({"user_id": list(users), "item_id": list(items), "timestamp": list(map(float, times))})
+
+
+def test_sequences_are_time_ordered_with_ties_kept_in_row_order():
+    data = interactions([("u1", "c", 5), ("u2", "a", 1), ("u1", "a", 3), ("u1", "b", 5), ("u1", "d", 1)])
+    seqs = build_user_sequences(data, CATALOG)
+    assert seqs.user_ids == ["u1", "u2"]
+    # u1: d@1, a@3, then the tie at t=5 in row order: c before b
+    assert seqs.items[0].tolist() == [3, 0, 2, 1]
+    assert seqs.timestamps[0].tolist() == [1, 3, 5, 5]
+    assert seqs.items[1].tolist() == [0]
+
+
+def test_unknown_item_is_named():
+    with pytest.raises(ValueError, match="'zz'"):
+        build_user_sequences(interactions([("u1", "zz", 1)]), CATALOG)
+
+
+def test_leave_one_out_holds_out_last_two_events():
+    data = interactions([("u1", x, t) for t, x in enumerate("abcde")] + [("u2", "a", 1), ("u2", "b", 2)])
+    splits = leave_one_out(build_user_sequences(data, CATALOG))
+    assert [s.tolist() for s in splits.train] == [[0, 1, 2], [0, 1]]  # u2 (2 events) trains only
+    assert splits.valid.user_ids == ["u1"] and splits.valid.targets.tolist() == [3]
+    assert splits.valid.histories[0].tolist() == [0, 1, 2]
+    assert splits.test.targets.tolist() == [4]
+    assert splits.test.histories[0].tolist() == [0, 1, 2, 3]
+
+
+def test_temporal_split_never_trains_on_the_future():
+    data = interactions([("u1", "a", 1), ("u1", "b", 2), ("u1", "c", 3), ("u1", "d", 4), ("u2", "e", 4), ("u2", "a", 5)])
+    splits = temporal_split(build_user_sequences(data, CATALOG), valid_time=3, test_time=4)
+    assert [s.tolist() for s in splits.train] == [[0, 1]]
+    assert splits.valid.targets.tolist() == [2]
+    assert splits.test.user_ids == ["u1"] and splits.test.targets.tolist() == [3]
+    assert splits.test.histories[0].tolist() == [0, 1, 2]
+
+
+def test_item_counts_cover_the_whole_catalog():
+    assert item_counts([np.array([0, 0, 3])], 5).tolist() == [2, 0, 0, 1, 0]
