@@ -167,11 +167,23 @@ def main(argv=None):
         if getattr(args, key) is not None:
             config_dict[key] = getattr(args, key)
 
-    config = Config(model=args.model, dataset="ml-100k", config_dict=config_dict)
+    # RecBole's Config also reads ``--key=value`` pairs from sys.argv; hide ours
+    # so that only config_dict defines the run.
+    saved_argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        config = Config(model=args.model, dataset="ml-100k", config_dict=config_dict)
+    finally:
+        sys.argv = saved_argv
+    # For dataset "ml-100k" RecBole always points data_path at its bundled copy,
+    # whatever the config says; put the requested directory back.
+    config["data_path"] = os.path.join(data_path, "ml-100k")
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
 
     dataset = create_dataset(config)
+    # Counted before data_preparation, which replaces the interactions by one
+    # (prefix -> next item) sample per target position.
+    n_interactions = int(dataset.inter_num)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     data_stats = {
         # RecBole reserves id 0 for padding; *_num_with_pad are its internal sizes.
@@ -179,7 +191,7 @@ def main(argv=None):
         "n_items": int(dataset.item_num - 1),
         "user_num_with_pad": int(dataset.user_num),
         "item_num_with_pad": int(dataset.item_num),
-        "n_interactions": int(dataset.inter_num),
+        "n_interactions": n_interactions,
         "n_train_samples": int(len(train_data.dataset)),
         "n_valid_users": int(len(valid_data.dataset)),
         "n_test_users": int(len(test_data.dataset)),
@@ -312,7 +324,14 @@ def main(argv=None):
     # Trainer.fit breaks out of its loop only when early stopping fires.
     final["stopped_early"] = bool(trainer.cur_step > config["stopping_step"])
 
-    test_result = trainer.evaluate(test_data, load_best_model=True,
+    # Same as Trainer.evaluate(load_best_model=True), but torch>=2.6 defaults to
+    # weights_only=True, which rejects RecBole's checkpoint (it pickles the config).
+    # The file is the one this run has just written.
+    checkpoint = torch.load(trainer.saved_model_file, map_location=trainer.device,
+                            weights_only=False)
+    trainer.model.load_state_dict(checkpoint["state_dict"])
+    trainer.model.load_other_parameter(checkpoint.get("other_parameter"))
+    test_result = trainer.evaluate(test_data, load_best_model=False,
                                    show_progress=config["show_progress"])
     final.update(
         best_valid=_metrics(best_valid_result),

@@ -12,7 +12,7 @@ import os
 
 from ..catalog import DEFAULT_TEXT_TEMPLATE
 from .errors import DataError
-from .reader import read_delimited
+from .reader import read_delimited, separator_hint
 from .recdataset import GENRES, TITLE, YEAR, build_rec_dataset
 
 # Item columns that mean the same thing in different RecBole datasets, most specific first.
@@ -23,7 +23,11 @@ GENRE_COLUMNS = ("genres", "genre", "class", "categories", "category")
 
 def read_atomic_file(path, encoding="utf-8"):
     """Read one atomic file; columns lose their ``:type`` suffix. Returns ``(table, {column: type})``."""
-    table = read_delimited(path, "\t", header=True, encoding=encoding)
+    table = read_delimited(path, "\t", encoding=encoding)
+    if len(table.frame.columns) == 1:
+        hint = separator_hint(table.frame.columns[0], "\t")
+        if hint:
+            raise DataError(f"{path}, line 1: the header has a single field{hint}; atomic files are tab-separated")
     names, types = [], {}
     for column in table.frame.columns:
         name, _, kind = column.partition(":")
@@ -44,8 +48,9 @@ def _item_table(path, encoding):
         if found is not None:
             renames[ours] = found
     if GENRES in renames:
-        genres = table.frame[renames[GENRES]]
-        table.frame[renames[GENRES]] = genres.str.split() if types[renames[GENRES]].endswith("_seq") else genres.map(lambda g: [g] if g else [])
+        column = renames[GENRES]
+        genres = table.frame[column]
+        table.frame[column] = genres.str.split() if types[column].endswith("_seq") else genres.map(lambda g: [g] if g else [])
     return table.rename(renames, argument="the .item header")
 
 

@@ -43,7 +43,7 @@ def _as_text(value):
         return ", ".join(t for t in (_as_text(v) for v in value) if t)
     if value is None or pd.isna(value):
         return ""
-    return str(value).replace(_EMPTY, "").replace(_GONE, "").strip()
+    return " ".join(str(value).replace(_EMPTY, "").replace(_GONE, "").split())  # one space between words
 
 
 def render_item_text(template, fields):
@@ -60,7 +60,9 @@ def render_item_text(template, fields):
     values = {}
     for name in template_fields(template):
         if name not in fields and name not in STANDARD_FIELDS:
-            raise DataError(f"text template {template!r} uses {{{name}}}, but the item has no such field; fields: {sorted(fields)}")
+            raise DataError(
+                f"text template {template!r} uses {{{name}}}, but the item has no such field; fields: {sorted(fields)}"
+            )
         values[name] = _as_text(fields.get(name)) or _EMPTY
     text = template.format(**values)
     if _EMPTY not in text:

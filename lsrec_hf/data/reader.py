@@ -57,7 +57,9 @@ class Table:
         hint = separator_hint(str(columns[0]), None) if len(columns) == 1 else ""
         for ours, theirs in mapping.items():
             if theirs not in columns:
-                raise DataError(f"{self.source}: column {theirs!r} ({argument}[{ours!r}]) not found; columns: {columns}{hint}")
+                raise DataError(
+                    f"{self.source}: column {theirs!r} (the {ours} column, from {argument}) not found; columns: {columns}{hint}"
+                )
         if len(set(mapping.values())) != len(mapping):
             raise DataError(f"{argument} maps two names to the same column: {mapping}")
         renamed = {theirs: ours for ours, theirs in mapping.items() if theirs != ours}
@@ -97,13 +99,12 @@ def separator_hint(text, sep):
     return ""
 
 
-def read_delimited(path, sep, header=True, names=None, encoding="utf-8", quoted=False):
+def read_delimited(path, sep, names=None, encoding="utf-8", quoted=False):
     """Read a delimited text file with every value as a string.
 
     Args:
         sep: the field separator; "::" (MovieLens-1M) is supported.
-        header: the first line names the columns (``names`` then renames them if given).
-        names: column names when there is no header; also fixes the number of fields per line.
+        names: column names of a file without a header; by default the first line is the header.
         quoted: honour "..." quoting (CSV); off for TSV-like formats, whose titles may hold quotes.
 
     Blank lines are skipped. A line with the wrong number of fields, bytes that are not valid in
@@ -137,20 +138,14 @@ def read_delimited(path, sep, header=True, names=None, encoding="utf-8", quoted=
     del text
 
     first_line = 0
-    if header:
+    if names is None:
         end = data.find(b"\n")
         head = data[: end if end >= 0 else len(data)].decode("utf-8").rstrip("\r")
         columns = next(csv.reader([head], delimiter=sep)) if quoted else head.split(sep)
         columns = [c.strip() for c in columns]
-        if names is not None:
-            if len(names) != len(columns):
-                raise DataError(f"{path}, line 1: header has {len(columns)} columns {columns}, expected {len(names)}{separator_hint(head, sep)}")
-            columns = list(names)
         if len(set(columns)) != len(columns):
             raise DataError(f"{path}, line 1: header names a column twice: {columns}")
         first_line = 1
-    elif names is None:
-        raise DataError(f"{path}: a file without a header needs column names")
     else:
         columns = list(names)
     return _parse(data, path, sep, columns, first_line, quoted, shown_sep)
@@ -167,34 +162,40 @@ def _parse(data, path, sep, columns, first_line, quoted, shown_sep):
         return pa_csv.read_csv(
             io.BytesIO(data),
             read_options=pa_csv.ReadOptions(use_threads=use_threads, column_names=columns, skip_rows=first_line),
-            parse_options=pa_csv.ParseOptions(delimiter=sep, quote_char='"' if quoted else False, ignore_empty_lines=False, invalid_row_handler=on_invalid),
-            convert_options=pa_csv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=sep, quote_char='"' if quoted else False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={c: pa.string() for c in columns}, strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
         )
 
     bad = []
     try:
         table = read(True, bad)
-    except pa.ArrowInvalid:
+    except pa.ArrowException:
         table = None
     if bad or table is None:
         # rows are numbered only in a single-threaded read; it is slower, so only done when needed
         bad = []
         try:
             table = read(False, bad)
-        except pa.ArrowInvalid as e:
+        except pa.ArrowException as e:
             bad_rows = [b for b in bad if b.text.strip()]
             if not bad_rows:
                 raise DataError(f"{path}: could not parse the file ({e})") from None
             row = bad_rows[0]
+            text = row.text.replace(sep, shown_sep)
             raise DataError(
-                f"{path}, line {row.number + first_line}: found {row.actual_columns} fields, expected {row.expected_columns} "
-                f"({', '.join(columns)}){separator_hint(row.text.replace(sep, shown_sep), shown_sep)}: {row.text.replace(sep, shown_sep)[:200]!r}"
+                f"{path}, line {row.number}: found {row.actual_columns} fields, expected {row.expected_columns} "
+                f"({', '.join(columns)}){separator_hint(text, shown_sep)}: {text[:200]!r}"
             ) from None
     frame = table.to_pandas()
-    # line of each row: rows count from line first_line + 1; whitespace-only lines were skipped
+    # file line of each row (pyarrow numbers rows by file line): all lines after the header but
+    # the whitespace-only ones that were skipped
     skipped = np.array(sorted(b.number for b in bad), dtype=np.int64)
-    numbers = np.arange(1, len(frame) + len(skipped) + 1)
-    numbers = numbers[~np.isin(numbers, skipped)] + first_line
+    numbers = np.arange(first_line + 1, first_line + len(frame) + len(skipped) + 1)
+    numbers = numbers[~np.isin(numbers, skipped)]
     blank = (frame == "").all(axis=1).to_numpy() if len(frame.columns) else np.zeros(len(frame), bool)
     result = Table(frame, path, numbers)
     result = result.subset(~blank) if blank.any() else result
@@ -213,7 +214,7 @@ def read_jsonl(path, encoding="utf-8"):
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError:
-                raise DataError(f"{path}, line {number}: bytes that are not valid {encoding} text; pass the file's encoding") from None
+                raise DataError(f"{path}, line {number}: bytes that are not valid {encoding} text; pass encoding=") from None
             line = line.lstrip("\ufeff") if number == 1 else line
             if not line.strip():
                 continue
@@ -253,6 +254,6 @@ def read_any(path, sep=None, encoding="utf-8"):
         return read_jsonl(path, encoding=encoding)
     if sep is None:
         if ext not in (".csv", ".tsv", ".tab", ".txt", ".dat"):
-            raise DataError(f"{path}: cannot tell the format from the extension {ext or '(none)'}; use .csv, .tsv, .jsonl or .parquet, or pass sep=")
+            raise DataError(f"{path}: cannot tell the format from the extension {ext or '(none)'}; use .csv, .tsv, .jsonl or .parquet")
         sep = "," if ext == ".csv" else "\t"
-    return read_delimited(path, sep, header=True, encoding=encoding, quoted=(sep == ","))
+    return read_delimited(path, sep, encoding=encoding, quoted=(sep == ","))

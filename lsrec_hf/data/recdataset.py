@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
 
 from ..catalog import DEFAULT_TEXT_TEMPLATE, ItemCatalog
 from .errors import DataError
@@ -39,13 +41,13 @@ class RecDataset:
 
     Duplicate (user, item, timestamp) rows are kept: in logs of views or purchases a repeat is a
     real event, and dropping it is a modelling choice for the caller to make (their number is
-    logged). Rows are not sorted; sort by (user_id, timestamp) with a stable sort so that events
+    logged at INFO level). Rows are not sorted; sort by (user_id, timestamp) with a stable sort so that events
     with equal timestamps keep the order of the source.
     """
 
     interactions: datasets.Dataset
     catalog: ItemCatalog
-    users: "datasets.Dataset | None"
+    users: datasets.Dataset | None
     name: str
 
     def __repr__(self):
@@ -102,7 +104,11 @@ def _numbers(table, column, dtype):
     elif pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=float, na_value=np.nan)
     else:
-        values = pd.to_numeric(to_strings(series).str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        strings = to_strings(series).str.strip()
+        try:  # pyarrow's cast is fast; pandas' coercion below only runs to find the bad value
+            values = pa_compute.cast(pa.array(strings, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            values = pd.to_numeric(strings, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.argmax(bad))
@@ -139,7 +145,9 @@ def _build_catalog(items, interaction_items, text_template, name):
         columns = [c for c in items.frame.columns if c != ITEM]
         unknown = [f for f in template_fields(text_template) if f not in STANDARD_FIELDS and f not in columns]
         if unknown:
-            raise DataError(f"text template {text_template!r} uses {{{unknown[0]}}}, but {items.source} has no such column; columns: {columns}")
+            raise DataError(
+                f"text template {text_template!r} uses {{{unknown[0]}}}, but {items.source} has no such column; columns: {columns}"
+            )
         attribute_columns = [c for c in columns if c not in (TITLE, TEXT)]
         if GENRES in columns:
             items.frame[GENRES] = items.frame[GENRES].map(_genre_list)
@@ -174,7 +182,9 @@ def _build_catalog(items, interaction_items, text_template, name):
         for column, values in attributes.items():
             values += [[] if column == GENRES else ""] * len(unseen)
     if empty_texts:
-        warnings.warn(f"{name}: {empty_texts} items of {items.source} have no title or other text; they get the text 'item <id>'", stacklevel=3)
+        warnings.warn(
+            f"{name}: {empty_texts} items of {items.source} have no title or other text; they get the text 'item <id>'", stacklevel=3
+        )
     return ItemCatalog(item_ids, titles, texts, attributes)
 
 
@@ -210,9 +220,10 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
             frame[column] = to_strings(interactions.frame[column])
             features[column] = datasets.Value("string")
 
-    duplicates = int(frame.duplicated([USER, ITEM, TIME]).sum())
-    if duplicates:
-        logger.info("%s: %d rows repeat an earlier (user_id, item_id, timestamp); they are kept", name, duplicates)
+    if logger.isEnabledFor(logging.INFO):  # counting takes seconds on tens of millions of rows
+        duplicates = int(frame.duplicated([USER, ITEM, TIME]).sum())
+        if duplicates:
+            logger.info("%s: %d rows repeat an earlier (user_id, item_id, timestamp); they are kept", name, duplicates)
 
     catalog = _build_catalog(items, frame[ITEM], text_template, name)
     dataset = datasets.Dataset.from_pandas(frame, features=datasets.Features(features), preserve_index=False)

@@ -1,0 +1,68 @@
+"""Loaders that turn recommendation data into a :class:`RecDataset`: interactions as a
+``datasets.Dataset`` plus the :class:`~lsrec_hf.catalog.ItemCatalog` of every item."""
+
+import os
+import re
+
+from .atomic import load_atomic
+from .errors import DataError
+from .item_text import render_item_text
+from .movielens import download_movielens, fetch_ml100k_offline, load_movielens, movielens_layout
+from .recdataset import RecDataset
+from .tabular import from_hf_dataset, load_tabular
+
+_MOVIELENS_NAME = re.compile(r"ml-(\d+[km]|latest(-small)?)")
+
+
+def load_data(source="ml-100k", data_dir=None, **kwargs):
+    """Load a dataset by name or path.
+
+    - ``data_dir`` (or ``source``) is a folder: RecBole atomic files (``*.inter``) or a GroupLens
+      MovieLens folder, told apart by their files.
+    - ``data_dir`` (or ``source``) is a file: a table read by :func:`load_tabular` (``kwargs``
+      such as ``column_map`` and ``items`` go there).
+    - ``source="ml-100k"`` without ``data_dir``: fetched once by :func:`fetch_ml100k_offline`.
+    - ``source="ml-1m"``, ``"ml-20m"``, ... without ``data_dir``: downloaded from GroupLens.
+
+    ``kwargs`` are passed to the loader (e.g. ``text_template``, ``name``); ``cache_dir`` goes to
+    the download.
+    """
+    cache_dir = kwargs.pop("cache_dir", None)
+    path = data_dir
+    if path is None:
+        if os.path.exists(source):
+            path = source
+        elif source == "ml-100k":
+            path = fetch_ml100k_offline(cache_dir)
+        elif _MOVIELENS_NAME.fullmatch(source):
+            path = download_movielens(source, cache_dir)
+        else:
+            known = "'ml-100k', 'ml-1m', 'ml-20m', ..."
+            raise DataError(f"source {source!r} is neither a file or folder nor a known dataset ({known})")
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return load_tabular(path, **kwargs)
+    if not os.path.isdir(path):
+        raise DataError(f"data_dir {path} does not exist")
+    if any(f.endswith(".inter") for f in os.listdir(path)):
+        return load_atomic(path, **kwargs)
+    if movielens_layout(path)[1] is not None:
+        return load_movielens(path, **kwargs)
+    raise DataError(
+        f"{path}: no data found; expected RecBole atomic files (<name>.inter, .item, .user) or a MovieLens "
+        f"folder (u.data, ratings.dat or ratings.csv); for a single table pass the file itself"
+    )
+
+
+__all__ = [
+    "DataError",
+    "RecDataset",
+    "download_movielens",
+    "fetch_ml100k_offline",
+    "from_hf_dataset",
+    "load_atomic",
+    "load_data",
+    "load_movielens",
+    "load_tabular",
+    "render_item_text",
+]
