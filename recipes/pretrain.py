@@ -18,7 +18,8 @@ from accelerate.utils import set_seed
 from transformers import HfArgumentParser
 
 import lsrec_hf
-from lsrec_hf.data import load_data
+from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES
+from lsrec_hf.data import DataError, load_data
 from lsrec_hf.sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, format_metrics_table, train, write_json
@@ -29,7 +30,7 @@ from lsrec_hf.evaluation import evaluate_ranking
 class DataArguments:
     dataset: str = field(default="ml-100k", metadata={"help": "'ml-100k' (fetched offline), or a file/directory."})
     data_dir: str | None = field(default=None, metadata={"help": "Directory of already-extracted data files."})
-    split: str = field(default="leave-one-out", metadata={"help": "'leave-one-out' or 'temporal'."})
+    split: str = field(default="leave-one-out", metadata={"help": "Evaluation split.", "choices": ["leave-one-out", "temporal"]})
     text_template: str | None = field(default=None, metadata={"help": "Item text template, e.g. '{title} ({year}). Genres: {genres}.'"})
 
 
@@ -37,8 +38,8 @@ class DataArguments:
 class ModelArguments:
     text_encoder: str | None = field(default=DEFAULT_TEXT_ENCODER, metadata={"help": "Sentence-transformers model for item text; 'none' for id-only."})
     use_item_ids: bool = field(default=True, metadata={"help": "Learn an id embedding per item."})
-    memory: str = field(default="long+short", metadata={"help": "'long+short', 'short' or 'long'."})
-    objective: str = field(default="causal", metadata={"help": "'causal' (next item) or 'cloze' (masked item)."})
+    memory: str = field(default="long+short", metadata={"help": "Which interest the model reads.", "choices": list(MEMORY_MODES)})
+    objective: str = field(default="causal", metadata={"help": "Next-item (causal) or masked-item (cloze) training.", "choices": list(OBJECTIVES)})
     hidden_size: int = field(default=64)
     num_hidden_layers: int = field(default=2)
     num_attention_heads: int = field(default=2)
@@ -47,7 +48,7 @@ class ModelArguments:
     attention_probs_dropout_prob: float = field(default=0.3)
     segment_length: int = field(default=50, metadata={"help": "Events in the short segment / each long-memory chunk."})
     memory_length: int = field(default=50, metadata={"help": "Cached states per layer (XL memory)."})
-    loss: str = field(default="full", metadata={"help": "'full' softmax or 'sampled' softmax with log-Q correction."})
+    loss: str = field(default="full", metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
 
 
 def main(argv=None):
@@ -68,10 +69,8 @@ def main(argv=None):
     sequences = build_user_sequences(data.interactions, data.catalog)
     if data_args.split == "leave-one-out":
         splits = leave_one_out(sequences)
-    elif data_args.split == "temporal":
-        splits = temporal_split(sequences, *temporal_cutoffs(sequences))
     else:
-        parser.error(f"--split must be 'leave-one-out' or 'temporal', got {data_args.split!r}")
+        splits = temporal_split(sequences, *temporal_cutoffs(sequences))
     accelerator.print(f"{data.name}: {len(sequences)} users, {len(data.catalog)} items, "
                       f"{sequences.num_events} events; {splits.protocol} split, "
                       f"{len(splits.test)} test users, {accelerator.num_processes} process(es)")
@@ -113,4 +112,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (DataError, FileNotFoundError) as error:  # a user mistake: say what and where, no traceback
+        sys.exit(f"error: {error}")

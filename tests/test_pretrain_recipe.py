@@ -93,3 +93,22 @@ def test_two_gloo_processes_train_data_parallel(ml100k_slice, tmp_path):
     reloaded = evaluate_ranking(AutoModel.from_pretrained(out), splits.test)
     assert reloaded["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-9)
     assert torch.isfinite(torch.tensor(results["test"]["ndcg@10"]))
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t3\tyesterday\n", "bad.inter, line 3"),
+    ("user_id:token\titem_id:token\ttimestamp:float\n", "no rows"),
+    ("user:token\titem_id:token\ttimestamp:float\n1\t2\t3\n", "user_id"),
+])
+def test_bad_input_stops_with_a_message_naming_file_and_row_not_a_traceback(tmp_path, content, expected):
+    (tmp_path / "bad.inter").write_text(content, encoding="utf-8")
+    result = subprocess.run([sys.executable, RECIPE, "--dataset", str(tmp_path), "--output_dir", str(tmp_path / "o")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode != 0
+    assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_dataset_path_is_named(tmp_path):
+    result = subprocess.run([sys.executable, RECIPE, "--dataset", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode != 0 and "nowhere" in result.stderr and "Traceback" not in result.stderr
