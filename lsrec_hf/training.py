@@ -7,7 +7,6 @@ stopping; `save_state` checkpoints make a killed run resumable with `--resume`.
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -62,15 +61,20 @@ class TrainerState:
             setattr(self, key, value)
 
 
-def _save_atomically(directory, write):
-    """Write into `directory + '.tmp'`, then swap it into place: a crash never leaves a half checkpoint."""
-    tmp, old = directory + ".tmp", directory + ".old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
+def _swap_into_place(tmp, directory):
+    """Replace `directory` by the finished `tmp`: a crash never leaves a half-written checkpoint in place."""
+    old = directory + ".old"
     if os.path.exists(directory):
         os.replace(directory, old)
     os.replace(tmp, directory)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_best(model, directory):
+    tmp = directory + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    _swap_into_place(tmp, directory)
 
 
 def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values=DEFAULT_K_VALUES):
@@ -96,11 +100,15 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, args.warmup_steps)))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainerState()
-    accelerator.register_for_checkpointing(state)
-
-    if args.resume and os.path.isdir(last_dir):
-        accelerator.load_state(last_dir)
-        accelerator.print(f"resumed from {last_dir} at epoch {state.epoch}")
+    # a crash in the middle of a swap leaves the previous checkpoint as `last.old`
+    resume_dir = next((d for d in (last_dir, last_dir + ".old") if os.path.isdir(d)), None)
+    if args.resume and resume_dir is not None:
+        accelerator.load_state(resume_dir)
+        with open(os.path.join(resume_dir, TRAINER_STATE_NAME), encoding="utf-8") as f:
+            state.load_state_dict(json.load(f))
+        accelerator.print(f"resumed from {resume_dir} at epoch {state.epoch}")
+    elif args.resume:
+        accelerator.print(f"--resume: no checkpoint in {checkpoint_dir}, starting from scratch")
 
     unwrapped = accelerator.unwrap_model(model)
     while state.epoch < args.num_epochs and state.evaluations_without_improvement < args.patience:
@@ -148,9 +156,9 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
                           f"{metrics[selection_metric]:.4f}  best {state.best_metric:.4f} (epoch {state.best_epoch})"
                           f"  {state.train_seconds:.0f}s")
         if improved and accelerator.is_main_process:
-            _save_atomically(best_dir, unwrapped.save_pretrained)
+            _save_best(unwrapped, best_dir)
         accelerator.wait_for_everyone()
-        _save_atomically_state(accelerator, last_dir)
+        _save_state_atomically(accelerator, last_dir, state)
 
     # restore the best weights (every process reads the same files)
     accelerator.wait_for_everyone()
@@ -161,18 +169,17 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     return state
 
 
-def _save_atomically_state(accelerator, directory):
-    tmp, old = directory + ".tmp", directory + ".old"
+def _save_state_atomically(accelerator, directory, state):
+    """`save_state` plus the loop's own state (JSON) into a temporary folder, then swapped into place."""
+    tmp = directory + ".tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if os.path.exists(directory):
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
+        write_json(os.path.join(tmp, TRAINER_STATE_NAME), state.state_dict())
+        _swap_into_place(tmp, directory)
     accelerator.wait_for_everyone()
 
 

@@ -57,6 +57,7 @@ def main(argv=None):
     accelerator = Accelerator()
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file is noise
     set_seed(train_args.seed)
 
     # Data and content embeddings are prepared once (main process first, then read from the cache).
