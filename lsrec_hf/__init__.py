@@ -5,6 +5,7 @@ from transformers import AutoConfig, AutoModel
 from .catalog import ItemCatalog
 from .configuration_lsrec import LSRecConfig
 from .modeling_lsrec import LSRecForSequentialRecommendation, LSRecMemory, LSRecModel
+from .pipeline_recommendation import RecommendationPipeline  # registers the "recommendation" pipeline task
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,8 @@
 """Full-ranking evaluation: every catalog item is scored, the user's history items are excluded, and the
 rank of the held-out item gives HR@K, NDCG@K and MRR@K (never sampled negatives)."""
 
+import functools
+
 import torch
 from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
@@ -10,6 +12,13 @@ from .collator import EvaluationCollator
 from .configuration_lsrec import NUM_SPECIAL_TOKENS
 
 DEFAULT_K_VALUES = (10, 20)
+
+
+@functools.cache
+def _full_ranking_metric():
+    from .metrics import load_full_ranking_metric  # the `evaluate` module, loaded once per process
+
+    return load_full_ranking_metric(keep_in_memory=True)  # no cache files shared between ranks
 
 
 def exclude_history(scores, input_ids):
@@ -56,10 +65,9 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
 def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values=DEFAULT_K_VALUES,
                      max_length=None, description="evaluating"):
     """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share."""
-    from .metrics import compute_ranking_metrics
-
     ranked, targets, gates = rank_examples(model, examples, accelerator, batch_size, max(k_values), max_length,
                                            description)
-    metrics = compute_ranking_metrics(ranked, targets, k_values=k_values)
+    metrics = _full_ranking_metric().compute(predictions=ranked, references=targets, k_values=k_values,
+                                             num_items=model.config.num_items)
     metrics["mean_long_term_gate"] = float(sum(gates) / max(len(gates), 1))
     return metrics

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,11 +50,11 @@ def build_user_sequences(interactions, catalog):
     """Group a `datasets.Dataset` of (user_id, item_id, timestamp) rows into time-ordered user sequences."""
     table = interactions.select_columns(["user_id", "item_id", "timestamp"]).to_pandas()
     if len(table) == 0:
-        raise ValueError("interactions: the dataset has no rows")
+        raise DataError("interactions: the dataset has no rows")
     unknown = ~table["item_id"].astype(str).isin(catalog.item_ids)
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise ValueError(f"interactions: item id '{table['item_id'].iloc[row]}' (row {row}) is not in the catalog;"
+        raise DataError(f"interactions: item id '{table['item_id'].iloc[row]}' (row {row}) is not in the catalog;"
                          f" {int(unknown.sum())} rows have unknown items")
     index = {item_id: i for i, item_id in enumerate(catalog.item_ids)}
     items = table["item_id"].astype(str).map(index).to_numpy(np.int64)
@@ -95,7 +97,7 @@ def leave_one_out(sequences):
     if short_users:
         logger.warning("leave-one-out: %d users with fewer than 3 events are used for training only", short_users)
     if not valid[0]:
-        raise ValueError("leave-one-out: no user has 3 or more events, nothing to evaluate")
+        raise DataError("leave-one-out: no user has 3 or more events, nothing to evaluate")
     return Splits(train=train, valid=_examples(valid), test=_examples(test), protocol="leave-one-out")
 
 
@@ -103,7 +105,7 @@ def temporal_split(sequences, valid_time, test_time):
     """A global temporal split: train on events before `valid_time`; validate on each user's first event in
     [valid_time, test_time) given everything before it; test on the first event at or after `test_time`."""
     if valid_time > test_time:
-        raise ValueError(f"temporal split: valid_time ({valid_time}) must not be after test_time ({test_time})")
+        raise DataError(f"temporal split: valid_time ({valid_time}) must not be after test_time ({test_time})")
     train, valid, test = [], ([], [], []), ([], [], [])
     for user, items, times in zip(sequences.user_ids, sequences.items, sequences.timestamps):
         n_train = int(np.searchsorted(times, valid_time, side="left"))
@@ -115,7 +117,7 @@ def temporal_split(sequences, valid_time, test_time):
         if n_before_test and n_before_test < len(items):
             test[0].append(user), test[1].append(items[:n_before_test]), test[2].append(items[n_before_test])
     if not test[0]:
-        raise ValueError(f"temporal split: no user has events both before and after test_time={test_time}")
+        raise DataError(f"temporal split: no user has events both before and after test_time={test_time}")
     return Splits(train=train, valid=_examples(valid), test=_examples(test), protocol="temporal")
 
 

@@ -7,6 +7,7 @@ stopping; `save_state` checkpoints make a killed run resumable with `--resume`.
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .data.errors import DataError
 from .collator import LengthBucketSampler, TrainingCollator
 from .evaluation import DEFAULT_K_VALUES, evaluate_ranking
 
@@ -35,6 +37,7 @@ class TrainingArguments:
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     warmup_steps: int = field(default=100, metadata={"help": "Linear warm-up steps."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning rate after warm-up.", "choices": ["cosine", "constant"]})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
     max_history_length: int | None = field(default=None, metadata={"help": "Keep only the last N events of a user (None = all)."})
     patience: int = field(default=10, metadata={"help": "Stop after this many evaluations without a better validation NDCG@10."})
@@ -77,6 +80,27 @@ def _save_best(model, directory):
     _swap_into_place(tmp, directory)
 
 
+def _segment_steps_per_epoch(sampler, sequences, collator, segment_length):
+    """Optimizer steps in one epoch: one per segment of every batch (its longest user sets the count)."""
+    shift = 1 if collator.objective == "causal" else 0
+    longest = [max(min(len(sequences[i]) - shift, collator.max_length or 10**12) for i in batch) for batch in sampler]
+    return sum(max(1, -(-n // segment_length)) for n in longest)
+
+
+def _lr_schedule(args, steps_per_epoch):
+    total = max(1, steps_per_epoch * args.num_epochs)
+
+    def factor(step):
+        if step < args.warmup_steps:
+            return (step + 1) / args.warmup_steps
+        if args.lr_scheduler_type == "constant":
+            return 1.0
+        progress = min(1.0, (step - args.warmup_steps) / max(1, total - args.warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
 def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values=DEFAULT_K_VALUES):
     """Train `model` on `splits.train`, early-stop on `splits.valid`, return the best model's test metrics.
 
@@ -88,7 +112,8 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
 
     train_sequences = [seq for seq in splits.train if len(seq) >= 2 or config.objective == "cloze"]
     if not train_sequences:
-        raise ValueError("training: no user has enough events to train on")
+        raise DataError("training: no user has enough events to train on (a causal model needs 2 training events per user; "
+                        "leave-one-out holds out the last 2)")
     sampler = LengthBucketSampler([len(s) for s in train_sequences], args.batch_size, shuffle=True,
                                   seed=args.seed, min_batch_size=accelerator.num_processes)
     collator = TrainingCollator(config.segment_length, config.objective, config.mask_prob,
@@ -97,7 +122,7 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
                                   betas=(0.9, 0.98))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, args.warmup_steps)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_schedule(args, _segment_steps_per_epoch(sampler, train_sequences, collator, config.segment_length)))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainerState()
     # a crash in the middle of a swap leaves the previous checkpoint as `last.old`

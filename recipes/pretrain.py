@@ -8,6 +8,7 @@ Multi-process (gloo on CPU, NCCL on GPUs), mixed precision and gradient accumula
 `accelerate launch` flags; the script does not change.
 """
 
+import json
 import logging
 import os
 import sys
@@ -32,6 +33,9 @@ class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Directory of already-extracted data files."})
     split: str = field(default="leave-one-out", metadata={"help": "Evaluation split.", "choices": ["leave-one-out", "temporal"]})
     text_template: str | None = field(default=None, metadata={"help": "Item text template, e.g. '{title} ({year}). Genres: {genres}.'"})
+    column_map: str | None = field(default=None, metadata={"help": 'For a table: JSON {"user_id": "uid", "item_id": "movie", "timestamp": "ts"}.'})
+    items: str | None = field(default=None, metadata={"help": "For a table: an items file (id, title, genres, text...)."})
+    item_column_map: str | None = field(default=None, metadata={"help": 'For --items: JSON {"item_id": "movie", "title": "name"}.'})
 
 
 @dataclass
@@ -51,6 +55,20 @@ class ModelArguments:
     loss: str = field(default="full", metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
 
 
+def _loader_kwargs(data_args, parser):
+    kwargs = {"text_template": data_args.text_template} if data_args.text_template else {}
+    for name in ("column_map", "item_column_map"):
+        value = getattr(data_args, name)
+        if value:
+            try:
+                kwargs[name] = json.loads(value)
+            except json.JSONDecodeError as error:
+                parser.error(f"--{name} must be a JSON object: {error}")
+    if data_args.items:
+        kwargs["items"] = data_args.items
+    return kwargs
+
+
 def main(argv=None):
     parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments))
     data_args, model_args, train_args = parser.parse_args_into_dataclasses(args=argv)
@@ -62,8 +80,7 @@ def main(argv=None):
 
     # Data and content embeddings are prepared once (main process first, then read from the cache).
     with accelerator.main_process_first():
-        data_kwargs = {"text_template": data_args.text_template} if data_args.text_template else {}
-        data = load_data(data_args.dataset, data_dir=data_args.data_dir, **data_kwargs)
+        data = load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
         use_text = model_args.text_encoder not in (None, "", "none")
         embeddings = encode_texts(data.catalog.texts, model_args.text_encoder,
                                   show_progress_bar=accelerator.is_local_main_process) if use_text else None

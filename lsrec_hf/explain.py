@@ -1,0 +1,125 @@
+"""Why an item is recommended: the history events that drove it, found by deleting them.
+
+Attention weights tell where the model looked, not what changed its answer; deleting an event and scoring again
+does. An event drives a recommendation as much as its removal lowers the item's score. `deletion_test` checks that
+this holds for the events together: removing the explained drivers should lower the score more than removing as
+many random events.
+"""
+
+import random
+
+import torch
+
+from .collator import pad_left
+from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from .evaluation import exclude_history
+from .modeling_lsrec import LSRecMemory
+from .user_state import short_segment_length
+
+DEFAULT_LAST_N = 20
+DEFAULT_NUM_DRIVERS = 3
+
+
+def _repeat(memory, rows):
+    if memory is None:
+        return None
+    return LSRecMemory(tuple(h.expand(rows, -1, -1) for h in memory.hidden), memory.mask.expand(rows, -1),
+                       memory.long_sum.expand(rows, -1), memory.long_count.expand(rows))
+
+
+@torch.no_grad()
+def score_without(model, history, removals, memory=None):
+    """Scores `[1 + len(removals), num_items]`: the whole `history` (item tokens), then the history without each set
+    of positions in `removals`, in one forward. Also returns the gate of the whole history."""
+    rows = [list(history)] + [[t for i, t in enumerate(history) if i not in removed] for removed in removals]
+    input_ids = pad_left(rows, len(history), PAD_TOKEN_ID).to(model.device)
+    scores, gate = model.score_next(input_ids, memory=_repeat(memory, len(rows)))
+    return scores.float(), gate[0].float()
+
+
+def leave_one_out(model, history, item_indices, memory=None, last_n=DEFAULT_LAST_N):
+    """How much deleting each of the last `last_n` events lowers the score of each item (catalog indices).
+
+    Returns the positions of those events in `history`, the score drops `[len(positions), len(item_indices)]` and
+    the gate of the whole history. A history of one event has nothing to delete: no positions.
+    """
+    positions = list(range(max(len(history) - last_n, 0), len(history))) if len(history) > 1 else []
+    scores, gate = score_without(model, history, [{p} for p in positions], memory)
+    items = torch.as_tensor(item_indices, dtype=torch.long, device=scores.device)
+    return positions, scores[:1, items] - scores[1:, items], gate
+
+
+def _join(names):
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def reason(recent, earlier, verb="watched"):
+    """One line from driver titles, e.g. "Because you recently watched Star Wars (1977) and Return of the Jedi (1983)"."""
+    parts = ([f"recently {verb} {_join(recent)}"] if recent else []) + ([f"{verb} {_join(earlier)} earlier"] if earlier else [])
+    return "Because you " + ", and ".join(parts) if parts else None
+
+
+def explain_recommendations(model, history, item_indices, memory=None, last_n=DEFAULT_LAST_N,
+                            num_drivers=DEFAULT_NUM_DRIVERS, verb="watched"):
+    """An explanation per recommended item (catalog indices) for one user's `history` (item tokens, oldest first).
+
+    Each is `{"long_term_share", "drivers", "reason"}`: the gate at the predicting position; up to `num_drivers`
+    distinct history items whose deletion lowers the item's score most (`item_id`, `title`, `score_drop`,
+    `events_ago`, 0 being the latest), only those whose deletion lowers it at all; and a one-line reason ("recently"
+    for drivers in the short segment, "earlier" for older ones). With `memory` (a user state's), `history` is the
+    state's open segment and the older past stays as it is. Needs the model's catalog.
+    """
+    catalog = model.catalog
+    positions, drops, gate = leave_one_out(model, history, item_indices, memory, last_n)
+    short = short_segment_length(model.config)
+    explanations = []
+    for column in range(len(item_indices)):
+        drivers, seen, recent, earlier = [], set(), [], []
+        for row in drops[:, column].argsort(descending=True).tolist():
+            if drops[row, column] <= 0 or len(drivers) == num_drivers:
+                break
+            index = history[positions[row]] - NUM_SPECIAL_TOKENS
+            if index in seen:  # an item seen twice is one driver, counted at its strongest event
+                continue
+            seen.add(index)
+            events_ago = len(history) - 1 - positions[row]
+            title = catalog.titles[index] or catalog.item_ids[index]
+            drivers.append({"item_id": catalog.item_ids[index], "title": title,
+                            "score_drop": drops[row, column].item(), "events_ago": events_ago})
+            (recent if events_ago < short else earlier).append(title)
+        explanations.append({"long_term_share": gate.item(), "drivers": drivers, "reason": reason(recent, earlier, verb)})
+    return explanations
+
+
+def deletion_test(model, histories, top_k=1, n_remove=3, seed=0, last_n=DEFAULT_LAST_N):
+    """Faithfulness of the explanations: the fraction of (user, recommended item) pairs where deleting the
+    `n_remove` events with the largest leave-one-out drops lowers the item's score more than deleting `n_remove`
+    random events among the same last `last_n`.
+
+    `histories` are lists of item tokens; the items tested are each user's `top_k` (history excluded). Users with
+    no more than `n_remove` events in that window are skipped (a random choice could not differ).
+    """
+    rng = random.Random(seed)
+    wins = trials = 0
+    for history in histories:
+        history = list(history)
+        if min(len(history), last_n) <= n_remove:
+            continue
+        scores, _ = score_without(model, history, [])
+        scores = exclude_history(scores, torch.as_tensor([history], device=scores.device))
+        top = scores[0].topk(top_k).indices.tolist()
+        positions, drops, _ = leave_one_out(model, history, top, last_n=last_n)
+        removals = []
+        for column in range(len(top)):
+            explained = drops[:, column].topk(n_remove).indices.tolist()
+            removals += [{positions[row] for row in explained}, set(rng.sample(positions, n_remove))]
+        scores, _ = score_without(model, history, removals)
+        for column, item in enumerate(top):
+            explained_drop = scores[0, item] - scores[1 + 2 * column, item]
+            random_drop = scores[0, item] - scores[2 + 2 * column, item]
+            wins += bool(explained_drop > random_drop)
+            trials += 1
+    return wins / max(trials, 1)
+
+
+__all__ = ["explain_recommendations", "deletion_test", "leave_one_out", "score_without", "reason"]

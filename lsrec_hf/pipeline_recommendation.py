@@ -1,0 +1,188 @@
+"""The "recommendation" pipeline: a user's history in, the next items (and, on request, why) out.
+
+Registered with transformers on `import lsrec_hf`, so `pipeline("recommendation", model=...)` works like any other
+task. The model's item catalog turns item ids and titles into tokens and scores back into items; no tokenizer.
+"""
+
+import difflib
+import numbers
+from dataclasses import dataclass
+
+import torch
+from transformers import Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .collator import pad_left
+from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from .evaluation import exclude_history as exclude_items
+from .explain import explain_recommendations
+from .modeling_lsrec import LSRecForSequentialRecommendation
+from .user_state import UserState, fold_in, score_state
+
+
+@dataclass
+class _Users:
+    """Several users' histories handed to `Pipeline.__call__` as one input, so they share one forward."""
+
+    histories: list
+    single: bool = False
+
+
+def _is_history(inputs):
+    return isinstance(inputs, (list, tuple)) and all(isinstance(item, (str, numbers.Integral)) for item in inputs)
+
+
+class RecommendationPipeline(Pipeline):
+    """
+    Next-item recommendation with an LSRec model.
+
+    Example:
+
+    ```python
+    >>> import lsrec_hf
+    >>> from transformers import pipeline
+
+    >>> recommend = pipeline("recommendation", model="outputs/lsrec-ml-100k")
+    >>> recommend(["Star Wars (1977)", "Return of the Jedi (1983)", "172"], top_k=3, explain=True)
+    [{'item_id': '...', 'title': '...', 'score': ..., 'explanation': {'long_term_share': ..., 'drivers': [...], 'reason': 'Because you recently watched ...'}}, ...]
+    ```
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        catalog = self.model.catalog
+        if catalog is None:
+            raise ValueError("the recommendation pipeline needs the model's item catalog (catalog.json beside the "
+                             "weights, or `model.catalog`)")
+        self._titles = {}  # case-folded title -> catalog indices (titles need not be unique)
+        for index, title in enumerate(catalog.titles):
+            if title:
+                self._titles.setdefault(title.casefold(), []).append(index)
+
+    def __call__(self, inputs, **kwargs):
+        """
+        Recommend the next items for one user or several.
+
+        Args:
+            inputs: a history (item ids or titles, oldest first), `{"history": [...]}`, or a list of those.
+            top_k (`int`, defaults to 10): items to return per user.
+            exclude_history (`bool`, defaults to `True`): never recommend an item of the history.
+            candidates (`list`, *optional*): item ids (or titles) to rank among, instead of the whole catalog.
+            explain (`bool`, defaults to `False`): add an explanation to each item (see
+                `lsrec_hf.explain.explain_recommendations`): the long-term share, the history items that drove it
+                (found by deleting them one at a time) and a one-line reason.
+            memory (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is then the
+                events since. Only the events the state still holds (its short segment) are excluded and explained.
+
+        Return:
+            Per user, a list of `{"item_id", "title", "score", "explanation"}`, best first (`explanation` is `None`
+            unless `explain=True`); the list itself for a single history. Fewer than `top_k` items come back when
+            exclusions or `candidates` leave fewer.
+        """
+        if isinstance(inputs, dict) or _is_history(inputs):
+            inputs = _Users([inputs], single=True)
+        elif isinstance(inputs, (list, tuple)):
+            inputs = _Users(list(inputs))
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, memory=None):
+        preprocess_params, forward_params = {}, {}
+        if candidates is not None:
+            preprocess_params["candidates"] = candidates
+        if memory is not None:
+            if not isinstance(memory, UserState):
+                raise TypeError(f"memory must be a UserState (see lsrec_hf.encode_user), got {type(memory).__name__}")
+            preprocess_params["memory"] = memory
+        if top_k is not None:
+            if top_k < 1:
+                raise ValueError(f"top_k must be >= 1, got {top_k}")
+            forward_params["top_k"] = top_k
+        if exclude_history is not None:
+            forward_params["exclude_history"] = exclude_history
+        if explain is not None:
+            forward_params["explain"] = explain
+        return preprocess_params, forward_params, {}
+
+    def item_index(self, item):
+        """Catalog index of an item id or title (exact, case-insensitive); a `ValueError` with close matches if neither."""
+        catalog = self.model.catalog
+        if item in catalog:
+            return catalog.index(item)
+        matches = self._titles.get(str(item).casefold(), [])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            ids = ", ".join(catalog.item_ids[i] for i in matches)
+            raise ValueError(f"'{item}' is the title of several items (ids {ids}): pass the item id instead")
+        close = difflib.get_close_matches(str(item).casefold(), self._titles, n=5)
+        hint = "; close matches: " + ", ".join(repr(catalog.titles[self._titles[c][0]]) for c in close) if close else ""
+        raise ValueError(f"unknown item '{item}': neither an item id nor a title in the catalog{hint}")
+
+    def preprocess(self, inputs, candidates=None, memory=None):
+        if not isinstance(inputs, _Users):  # one user from a dataset or a generator
+            inputs = _Users([inputs], single=True)
+        histories = [user["history"] if isinstance(user, dict) else user for user in inputs.histories]
+        tokens = [[self.item_index(item) + NUM_SPECIAL_TOKENS for item in history] for history in histories]
+        if memory is not None and len(tokens) != 1:
+            raise ValueError("memory is one user's state: pass that user's new events as a single history")
+        if memory is None and not all(tokens):
+            raise ValueError("every history needs at least one item")
+        model_inputs = {"input_ids": pad_left(tokens, max(map(len, tokens)), PAD_TOKEN_ID), "memory": memory,
+                        "single": inputs.single}
+        if candidates is not None:
+            allowed = torch.zeros(len(self.model.catalog), dtype=torch.bool)
+            allowed[[self.item_index(item) for item in candidates]] = True
+            model_inputs["candidates"] = allowed
+        return model_inputs
+
+    def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False):
+        input_ids, state = model_inputs["input_ids"], model_inputs["memory"]
+        if state is None:
+            scores, gate = self.model.score_next(input_ids)
+        else:
+            # The state holds the older past; the new events continue it, and its open segment is what remains.
+            state = fold_in(self.model, state, input_ids[0])
+            input_ids = state.tokens[None]
+            scores, gate = score_state(self.model, state)
+        scores = scores.float()
+        if exclude_history:
+            scores = exclude_items(scores, input_ids)
+        if "candidates" in model_inputs:
+            scores = scores.masked_fill(~model_inputs["candidates"], float("-inf"))
+        top = scores.topk(min(top_k, scores.shape[1]))
+        explanations = None
+        if explain:
+            memory = None if state is None else state.memory
+            explanations = []
+            for row, values, indices in zip(input_ids, top.values, top.indices):
+                kept = indices[values > float("-inf")].tolist()
+                explanations.append(explain_recommendations(self.model, row[row != PAD_TOKEN_ID].tolist(), kept, memory))
+        return {"scores": top.values, "indices": top.indices, "explanations": explanations,
+                "single": model_inputs["single"]}
+
+    def postprocess(self, model_outputs):
+        catalog = self.model.catalog
+        results = []
+        for user, (scores, indices) in enumerate(zip(model_outputs["scores"].tolist(), model_outputs["indices"].tolist())):
+            items = []
+            for rank, (score, index) in enumerate(zip(scores, indices)):
+                if score == float("-inf"):  # excluded or not a candidate: nothing better remains
+                    break
+                explanation = model_outputs["explanations"][user][rank] if model_outputs["explanations"] else None
+                items.append({"item_id": catalog.item_ids[index], "title": catalog.titles[index], "score": score,
+                              "explanation": explanation})
+            results.append(items)
+        return results[0] if model_outputs["single"] else results
+
+
+PIPELINE_REGISTRY.register_pipeline(
+    "recommendation", pipeline_class=RecommendationPipeline, pt_model=LSRecForSequentialRecommendation
+)
+
+__all__ = ["RecommendationPipeline"]
