@@ -49,13 +49,22 @@ def leave_one_out(model, history, item_indices, memory=None, last_n=DEFAULT_LAST
     return positions, scores[:1, items] - scores[1:, items], gate
 
 
+def item_name(catalog, index):
+    """An item as people name it: its title, with the year when the catalog has one ("Star Wars (1977)")."""
+    name = catalog.titles[index] or catalog.item_ids[index]
+    years = catalog.attributes.get("year")
+    year = years[index] if years else None
+    return f"{name} ({year})" if year not in (None, "") else name
+
+
 def _join(names):
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def reason(recent, earlier, verb="watched"):
-    """One line from driver titles, e.g. "Because you recently watched Star Wars (1977) and Return of the Jedi (1983)"."""
-    parts = ([f"recently {verb} {_join(recent)}"] if recent else []) + ([f"{verb} {_join(earlier)} earlier"] if earlier else [])
+    """One line from the drivers' names, e.g. "Because you recently watched Star Wars (1977) and Alien (1979)"."""
+    parts = [f"recently {verb} {_join(recent)}"] if recent else []
+    parts += [f"{verb} {_join(earlier)} earlier"] if earlier else []
     return "Because you " + ", and ".join(parts) if parts else None
 
 
@@ -66,8 +75,9 @@ def explain_recommendations(model, history, item_indices, memory=None, last_n=DE
     Each is `{"long_term_share", "drivers", "reason"}`: the gate at the predicting position; up to `num_drivers`
     distinct history items whose deletion lowers the item's score most (`item_id`, `title`, `score_drop`,
     `events_ago`, 0 being the latest), only those whose deletion lowers it at all; and a one-line reason ("recently"
-    for drivers in the short segment, "earlier" for older ones). With `memory` (a user state's), `history` is the
-    state's open segment and the older past stays as it is. Needs the model's catalog.
+    for drivers in the short segment, "earlier" for older ones). With `memory` (from
+    `lsrec_hf.user_state.segment_and_memory`), `history` is the short segment read after it, and the older past
+    stays as it is. Needs the model's catalog.
     """
     catalog = model.catalog
     positions, drops, gate = leave_one_out(model, history, item_indices, memory, last_n)
@@ -83,11 +93,11 @@ def explain_recommendations(model, history, item_indices, memory=None, last_n=DE
                 continue
             seen.add(index)
             events_ago = len(history) - 1 - positions[row]
-            title = catalog.titles[index] or catalog.item_ids[index]
-            drivers.append({"item_id": catalog.item_ids[index], "title": title,
+            drivers.append({"item_id": catalog.item_ids[index], "title": catalog.titles[index],
                             "score_drop": drops[row, column].item(), "events_ago": events_ago})
-            (recent if events_ago < short else earlier).append(title)
-        explanations.append({"long_term_share": gate.item(), "drivers": drivers, "reason": reason(recent, earlier, verb)})
+            (recent if events_ago < short else earlier).append(item_name(catalog, index))
+        explanations.append({"long_term_share": gate.item(), "drivers": drivers,
+                             "reason": reason(recent, earlier, verb)})
     return explanations
 
 
@@ -122,4 +132,4 @@ def deletion_test(model, histories, top_k=1, n_remove=3, seed=0, last_n=DEFAULT_
     return wins / max(trials, 1)
 
 
-__all__ = ["explain_recommendations", "deletion_test", "leave_one_out", "score_without", "reason"]
+__all__ = ["explain_recommendations", "deletion_test", "leave_one_out", "score_without", "reason", "item_name"]

@@ -15,9 +15,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .collator import pad_left
 from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
 from .evaluation import exclude_history as exclude_items
-from .explain import explain_recommendations
+from .explain import explain_recommendations, item_name
 from .modeling_lsrec import LSRecForSequentialRecommendation
-from .user_state import UserState, fold_in, score_state
+from .user_state import UserState, fold_in, segment_and_memory
 
 
 @dataclass
@@ -43,8 +43,11 @@ class RecommendationPipeline(Pipeline):
     >>> from transformers import pipeline
 
     >>> recommend = pipeline("recommendation", model="outputs/lsrec-ml-100k")
-    >>> recommend(["Star Wars (1977)", "Return of the Jedi (1983)", "172"], top_k=3, explain=True)
-    [{'item_id': '...', 'title': '...', 'score': ..., 'explanation': {'long_term_share': ..., 'drivers': [...], 'reason': 'Because you recently watched ...'}}, ...]
+    >>> items = recommend(["Star Wars (1977)", "Return of the Jedi (1983)", "172"], top_k=3, explain=True)
+    >>> sorted(items[0])
+    ['explanation', 'item_id', 'score', 'title']
+    >>> sorted(items[0]["explanation"])
+    ['drivers', 'long_term_share', 'reason']
     ```
     """
 
@@ -60,10 +63,11 @@ class RecommendationPipeline(Pipeline):
         if catalog is None:
             raise ValueError("the recommendation pipeline needs the model's item catalog (catalog.json beside the "
                              "weights, or `model.catalog`)")
-        self._titles = {}  # case-folded title -> catalog indices (titles need not be unique)
+        # case-folded "title" and "title (year)" -> catalog indices: titles need not be unique (remakes)
+        self._titles = {}
         for index, title in enumerate(catalog.titles):
-            if title:
-                self._titles.setdefault(title.casefold(), []).append(index)
+            for name in {title.casefold(), item_name(catalog, index).casefold()} - {""}:
+                self._titles.setdefault(name, []).append(index)
 
     def __call__(self, inputs, **kwargs):
         """
@@ -77,8 +81,9 @@ class RecommendationPipeline(Pipeline):
             explain (`bool`, defaults to `False`): add an explanation to each item (see
                 `lsrec_hf.explain.explain_recommendations`): the long-term share, the history items that drove it
                 (found by deleting them one at a time) and a one-line reason.
-            memory (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is then the
-                events since. Only the events the state still holds (its short segment) are excluded and explained.
+            memory (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is
+                then the events since (it may be empty). Only the events of the state's short segment are excluded
+                and explained.
 
         Return:
             Per user, a list of `{"item_id", "title", "score", "explanation"}`, best first (`explanation` is `None`
@@ -97,7 +102,8 @@ class RecommendationPipeline(Pipeline):
             preprocess_params["candidates"] = candidates
         if memory is not None:
             if not isinstance(memory, UserState):
-                raise TypeError(f"memory must be a UserState (see lsrec_hf.encode_user), got {type(memory).__name__}")
+                raise TypeError(f"memory must be a UserState (see lsrec_hf.user_state.encode_user), "
+                                f"got {type(memory).__name__}")
             preprocess_params["memory"] = memory
         if top_k is not None:
             if top_k < 1:
@@ -110,7 +116,10 @@ class RecommendationPipeline(Pipeline):
         return preprocess_params, forward_params, {}
 
     def item_index(self, item):
-        """Catalog index of an item id or title (exact, case-insensitive); a `ValueError` with close matches if neither."""
+        """Catalog index of an item id, or of a title, with or without its year (exact, case-insensitive).
+
+        A `ValueError` names an unknown item with up to 5 close titles, or an ambiguous title with its items.
+        """
         catalog = self.model.catalog
         if item in catalog:
             return catalog.index(item)
@@ -118,10 +127,11 @@ class RecommendationPipeline(Pipeline):
         if len(matches) == 1:
             return matches[0]
         if matches:
-            ids = ", ".join(catalog.item_ids[i] for i in matches)
-            raise ValueError(f"'{item}' is the title of several items (ids {ids}): pass the item id instead")
-        close = difflib.get_close_matches(str(item).casefold(), self._titles, n=5)
-        hint = "; close matches: " + ", ".join(repr(catalog.titles[self._titles[c][0]]) for c in close) if close else ""
+            items = ", ".join(f"{catalog.item_ids[i]} ({item_name(catalog, i)})" for i in matches)
+            raise ValueError(f"'{item}' is the title of several items: {items}; pass the item id instead")
+        close = difflib.get_close_matches(str(item).casefold(), self._titles, n=10)
+        close = list(dict.fromkeys(item_name(catalog, self._titles[name][0]) for name in close))[:5]
+        hint = "; close matches: " + ", ".join(map(repr, close)) if close else ""
         raise ValueError(f"unknown item '{item}': neither an item id nor a title in the catalog{hint}")
 
     def preprocess(self, inputs, candidates=None, memory=None):
@@ -131,7 +141,7 @@ class RecommendationPipeline(Pipeline):
         tokens = [[self.item_index(item) + NUM_SPECIAL_TOKENS for item in history] for history in histories]
         if memory is not None and len(tokens) != 1:
             raise ValueError("memory is one user's state: pass that user's new events as a single history")
-        if memory is None and not all(tokens):
+        if not all(tokens) and (memory is None or memory.empty):
             raise ValueError("every history needs at least one item")
         model_inputs = {"input_ids": pad_left(tokens, max(map(len, tokens)), PAD_TOKEN_ID), "memory": memory,
                         "single": inputs.single}
@@ -142,14 +152,13 @@ class RecommendationPipeline(Pipeline):
         return model_inputs
 
     def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False):
-        input_ids, state = model_inputs["input_ids"], model_inputs["memory"]
-        if state is None:
-            scores, gate = self.model.score_next(input_ids)
-        else:
-            # The state holds the older past; the new events continue it, and its open segment is what remains.
-            state = fold_in(self.model, state, input_ids[0])
-            input_ids = state.tokens[None]
-            scores, gate = score_state(self.model, state)
+        input_ids, memory = model_inputs["input_ids"], None
+        if model_inputs["memory"] is not None:
+            # The new events continue the user's state; the model reads its short segment after its memory.
+            state = fold_in(self.model, model_inputs["memory"], input_ids[0])
+            segment, memory = segment_and_memory(self.model, state)
+            input_ids = segment[None]
+        scores, _ = self.model.score_next(input_ids, memory=memory)
         scores = scores.float()
         if exclude_history:
             scores = exclude_items(scores, input_ids)
@@ -158,18 +167,19 @@ class RecommendationPipeline(Pipeline):
         top = scores.topk(min(top_k, scores.shape[1]))
         explanations = None
         if explain:
-            memory = None if state is None else state.memory
             explanations = []
             for row, values, indices in zip(input_ids, top.values, top.indices):
                 kept = indices[values > float("-inf")].tolist()
-                explanations.append(explain_recommendations(self.model, row[row != PAD_TOKEN_ID].tolist(), kept, memory))
+                history = row[row != PAD_TOKEN_ID].tolist()
+                explanations.append(explain_recommendations(self.model, history, kept, memory))
         return {"scores": top.values, "indices": top.indices, "explanations": explanations,
                 "single": model_inputs["single"]}
 
     def postprocess(self, model_outputs):
         catalog = self.model.catalog
         results = []
-        for user, (scores, indices) in enumerate(zip(model_outputs["scores"].tolist(), model_outputs["indices"].tolist())):
+        all_scores, all_indices = model_outputs["scores"].tolist(), model_outputs["indices"].tolist()
+        for user, (scores, indices) in enumerate(zip(all_scores, all_indices)):
             items = []
             for rank, (score, index) in enumerate(zip(scores, indices)):
                 if score == float("-inf"):  # excluded or not a candidate: nothing better remains

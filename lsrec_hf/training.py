@@ -190,7 +190,7 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     if os.path.isdir(best_dir):
         from safetensors.torch import load_file
 
-        unwrapped.load_state_dict(load_file(os.path.join(best_dir, "model.safetensors")), strict=False)
+        unwrapped.load_state_dict(load_file(os.path.join(best_dir, "model.safetensors")))
     return state
 
 

@@ -4,13 +4,13 @@ The state is the Transformer-XL memory of the older events plus the tokens of th
 history where `encode` puts its chunk boundaries (aligned to the end, the last chunk being the short segment), so a
 fresh state scores exactly like `score_next` on the whole history.
 
-`fold_in` moves events into the memory only by whole chunks of `segment_length`; the events past the last whole chunk
-stay as tokens and are read as one partial chunk when the state is scored. Chunks are aligned to the end of a
+`fold_in` moves events into the memory only by whole chunks of `segment_length`; the events past the last whole
+chunk stay as tokens and are read as one partial chunk when the state is scored. Chunks are aligned to the end of a
 history, so their boundaries move with its length: whenever the history has grown by a multiple of `segment_length`
 since the memory was first written (in one call or one event at a time), the chunks are where a fresh `encode` of
-the whole history puts them and the scores are the same. In between, the memory is chunked differently from a fresh read: still a
-valid Transformer-XL reading of the history, but each event sees a slightly different window of the past, so the
-scores differ a little from those of a fresh `encode`.
+the whole history puts them and the scores are the same. In between, the memory is chunked differently from a fresh
+read: still a valid Transformer-XL reading of the history, but each event sees a slightly different window of the
+past, so the scores differ a little from those of a fresh `encode`.
 
 States are saved with safetensors, never pickle.
 """
@@ -41,6 +41,10 @@ class UserState:
     tokens: torch.Tensor
     memory: LSRecMemory | None = None
 
+    @property
+    def empty(self):
+        return len(self.tokens) == 0 and self.memory is None
+
     def to(self, device):
         memory = self.memory
         if memory is not None:
@@ -63,8 +67,9 @@ class UserState:
         memory = None
         if "memory.mask" in tensors:
             num_layers = sum(name.startswith("memory.hidden.") for name in tensors)
-            memory = LSRecMemory(tuple(tensors[f"memory.hidden.{i}"] for i in range(num_layers)), tensors["memory.mask"],
-                                 tensors["memory.long_sum"], tensors["memory.long_count"])
+            hidden = tuple(tensors[f"memory.hidden.{i}"] for i in range(num_layers))
+            memory = LSRecMemory(hidden, tensors["memory.mask"], tensors["memory.long_sum"],
+                                 tensors["memory.long_count"])
         return cls(tensors["tokens"], memory)
 
 
@@ -92,10 +97,9 @@ def fold_in(model, state, new_tokens):
     """The state after the user's `new_tokens` (item tokens, oldest first); `state` is left as it was."""
     state = state.to(model.device)
     tokens = torch.cat([state.tokens, torch.as_tensor(new_tokens, dtype=torch.long, device=model.device).flatten()])
-    short = short_segment_length(model.config)
+    memory, split = state.memory, max(len(tokens) - short_segment_length(model.config), 0)
     if not model.config.uses_long_memory:  # a short-memory model forgets what leaves the segment
-        return UserState(tokens[len(tokens) - min(short, len(tokens)):])
-    memory, split = state.memory, max(len(tokens) - short, 0)
+        return UserState(tokens[split:])
     if memory is not None:  # whole chunks only, so the boundaries stay those of the first read (chunked as fresh)
         split -= split % model.config.segment_length
     if split:
@@ -115,7 +119,7 @@ def segment_and_memory(model, state):
 
 def score_state(model, state):
     """Scores `[1, num_items]` of the next item for a user's state, and the long-term gate `[1]`."""
-    if len(state.tokens) == 0 and state.memory is None:
+    if state.empty:
         raise ValueError("this user state holds no events yet: fold some in first")
     tokens, memory = segment_and_memory(model, state)
     return model.score_next(tokens[None], memory=memory)

@@ -25,6 +25,7 @@ from lsrec_hf.sequences import build_user_sequences, leave_one_out, temporal_cut
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, format_metrics_table, train, write_json
 from lsrec_hf.evaluation import evaluate_ranking
+from lsrec_hf.model_card import build_model_card
 
 
 @dataclass
@@ -121,6 +122,8 @@ def main(argv=None):
             "history": state.history, "command": " ".join(sys.argv),
         }
         write_json(os.path.join(train_args.output_dir, "eval_results.json"), results)
+        name = os.path.basename(os.path.normpath(train_args.output_dir))
+        build_model_card(model.config, results, model_name=name).save(os.path.join(train_args.output_dir, "README.md"))
         print(f"\n{data.name}, {splits.protocol}, full ranking over {len(data.catalog)} items "
               f"({len(splits.test)} test users), best epoch {state.best_epoch}, "
               f"{state.train_seconds:.0f}s training\n")

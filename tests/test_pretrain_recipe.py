@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModel
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
@@ -52,7 +53,13 @@ def test_pretrain_prints_test_metrics_and_saves_a_reloadable_checkpoint(ml100k_s
     assert results["ranking"].startswith("full catalog")
     assert results["num_items"] == 1682 and results["num_test_users"] == 120
     assert 0.0 < results["test"]["hr@20"] <= 1.0
-    assert {"config.json", "model.safetensors", "catalog.json"} <= set(os.listdir(out))
+    assert {"config.json", "model.safetensors", "catalog.json", "README.md"} <= set(os.listdir(out))
+
+    # the model card carries the test metrics in its model-index metadata
+    card = ModelCard.load(out / "README.md")
+    reported = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert reported["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-4)
+    assert card.data.eval_results[0].dataset_split == "test"
 
     # AutoModel after `import lsrec_hf` gives the same scores, hence the same metrics.
     model = AutoModel.from_pretrained(out)
