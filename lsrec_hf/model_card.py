@@ -16,30 +16,36 @@ def _template():
     return "---\n{{ card_data }}\n---\n\n# {{ model_name }}\n\n{{ metrics_table }}\n"  # installed without model_cards/
 
 
-def build_model_card(config, results, model_name="lsrec", repo_id=None):
-    """A card for a checkpoint from its config and the `eval_results.json` written by the recipe."""
-    test = results["test"]
-    eval_results = [
-        EvalResult(task_type="sequential-recommendation", task_name="Sequential recommendation",
-                   dataset_type=results["dataset"], dataset_name=results["dataset"], dataset_split="test",
-                   dataset_args={"protocol": results["protocol"], "ranking": results["ranking"]},
-                   metric_type=key, metric_name=f"{_METRIC_NAMES[key.split('@')[0]]}@{key.split('@')[1]}",
-                   metric_value=round(float(value), 4))
-        for key, value in test.items() if key.split("@")[0] in _METRIC_NAMES
-    ]
+def build_model_card(config, results=None, model_name="lsrec", repo_id=None):
+    """A card for a checkpoint from its config and the `eval_results.json` written by the recipe.
+
+    Without `results` (a model trained elsewhere) the card describes the model and says nothing of its quality.
+    """
+    description = dict(
+        model_name=model_name, repo_id=repo_id or model_name, text_encoder=config.text_encoder or "none",
+        use_item_ids=config.use_item_ids, objective=config.objective, segment_length=config.segment_length,
+        memory_length=config.memory_length, memory=config.memory,
+    )
+    eval_results = None
+    if results is not None:
+        test = results["test"]
+        eval_results = [
+            EvalResult(task_type="sequential-recommendation", task_name="Sequential recommendation",
+                       dataset_type=results["dataset"], dataset_name=results["dataset"], dataset_split="test",
+                       dataset_args={"protocol": results["protocol"], "ranking": results["ranking"]},
+                       metric_type=key, metric_name=f"{_METRIC_NAMES[key.split('@')[0]]}@{key.split('@')[1]}",
+                       metric_value=round(float(value), 4))
+            for key, value in test.items() if key.split("@")[0] in _METRIC_NAMES
+        ]
+        k_values = sorted({int(key.split("@")[1]) for key in test if "@" in key})
+        description["metrics_table"] = "\n".join(
+            [f"| | " + " | ".join(f"@{k}" for k in k_values) + " |", "|---|" + "---|" * len(k_values)]
+            + [f"| {label} | " + " | ".join(f"{test[f'{name}@{k}']:.4f}" for k in k_values) + " |"
+               for name, label in _METRIC_NAMES.items()]
+        )
+        description.update({key: results[key] for key in ("num_items", "num_users", "num_test_users", "protocol",
+                                                           "epochs_run", "best_epoch")},
+                           dataset_name=results["dataset"])
     card_data = ModelCardData(library_name="transformers", pipeline_tag=None, tags=["recommendation", "lsrec"],
                               model_name=model_name, eval_results=eval_results, license="apache-2.0")
-    k_values = sorted({int(key.split("@")[1]) for key in test if "@" in key})
-    table = "\n".join(
-        [f"| | " + " | ".join(f"@{k}" for k in k_values) + " |", "|---|" + "---|" * len(k_values)]
-        + [f"| {label} | " + " | ".join(f"{test[f'{name}@{k}']:.4f}" for k in k_values) + " |"
-           for name, label in _METRIC_NAMES.items()]
-    )
-    return ModelCard.from_template(
-        card_data, template_str=_template(), model_name=model_name, repo_id=repo_id or model_name,
-        text_encoder=config.text_encoder or "none", use_item_ids=config.use_item_ids, objective=config.objective,
-        segment_length=config.segment_length, memory_length=config.memory_length, memory=config.memory,
-        dataset_name=results["dataset"], protocol=results["protocol"], num_items=results["num_items"],
-        num_users=results["num_users"], num_test_users=results["num_test_users"], metrics_table=table,
-        epochs_run=results["epochs_run"], best_epoch=results["best_epoch"],
-    )
+    return ModelCard.from_template(card_data, template_str=_template(), **description)

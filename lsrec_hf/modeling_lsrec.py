@@ -4,7 +4,10 @@ Reads top to bottom as the data flows: item embeddings -> relative position bias
 encoder -> pretrained base -> bare model (one segment, then a whole history chunk by chunk) -> recommendation head.
 """
 
+import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -15,9 +18,13 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, cached_file
+from transformers.utils.hub import hf_api
 
 from .catalog import CATALOG_NAME, ItemCatalog
 from .configuration_lsrec import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, LSRecConfig
+from .model_card import build_model_card
+
+EVAL_RESULTS_NAME = "eval_results.json"
 
 
 class LSRecMemory(NamedTuple):
@@ -240,11 +247,46 @@ class LSRecPreTrainedModel(PreTrainedModel):
 
     # The item catalog (ids, titles, texts) travels with the weights as catalog.json.
     catalog: ItemCatalog | None = None
+    # Test metrics (the recipe's eval_results.json), saved beside the weights and shown in the pushed model card.
+    eval_results: dict | None = None
 
-    def save_pretrained(self, save_directory, is_main_process=True, **kwargs):
+    def save_pretrained(self, save_directory, is_main_process=True, push_to_hub=False, **kwargs):
+        # transformers uploads from inside its own save_pretrained, before the catalog is written: save, then push.
+        hub_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "commit_message", "commit_description", "private",
+                                                 "revision", "create_pr") if k in kwargs}
         super().save_pretrained(save_directory, is_main_process=is_main_process, **kwargs)
-        if is_main_process and self.catalog is not None:
+        if not is_main_process:
+            return
+        if self.catalog is not None:
             self.catalog.save(save_directory)
+        if self.eval_results is not None:
+            with open(os.path.join(save_directory, EVAL_RESULTS_NAME), "w", encoding="utf-8") as f:
+                json.dump(self.eval_results, f, indent=2, default=float)
+        if push_to_hub:
+            repo_id = hub_kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+            self.push_to_hub(repo_id, token=kwargs.get("token"), max_shard_size=kwargs.get("max_shard_size", "50GB"),
+                             **hub_kwargs)
+
+    def push_to_hub(self, repo_id, *, commit_message=None, commit_description=None, private=None, token=None,
+                    revision=None, create_pr=False, max_shard_size="50GB", tags=None):
+        """Upload the model to the Hub: config.json, model.safetensors, catalog.json, eval_results.json (when the
+        model has `eval_results`) and a model card, README.md, with the test metrics in its model-index metadata.
+
+        As transformers' `push_to_hub`, except that the card is this model's own (`lsrec_hf.model_card`): it
+        replaces the repo's card rather than keeping it. `private` only applies when the repo is created;
+        `revision` is a branch, created if needed.
+        """
+        repo_id = hf_api().create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        card = build_model_card(self.config, self.eval_results, model_name=repo_id.split("/")[-1], repo_id=repo_id)
+        tags = [tags] if isinstance(tags, str) else tags or []
+        card.data.tags = list(dict.fromkeys(card.data.tags + (self.model_tags or []) + tags))
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            self.save_pretrained(tmp_dir, max_shard_size=max_shard_size)
+            card.save(os.path.join(tmp_dir, "README.md"))
+            return self._upload_modified_files(
+                tmp_dir, repo_id, files_timestamps={}, commit_message=commit_message or "Upload LSRec model",
+                token=token, create_pr=create_pr, revision=revision, commit_description=commit_description,
+            )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -258,6 +300,11 @@ class LSRecPreTrainedModel(PreTrainedModel):
             if len(model.catalog) != model.config.num_items:
                 raise ValueError(f"{path}: the catalog has {len(model.catalog)} items but the model scores "
                                  f"{model.config.num_items}")
+        path = cached_file(pretrained_model_name_or_path, EVAL_RESULTS_NAME,
+                           _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        if path is not None:
+            with open(path, encoding="utf-8") as f:
+                model.eval_results = json.load(f)
         return model
 
     @torch.no_grad()

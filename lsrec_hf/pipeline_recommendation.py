@@ -17,6 +17,7 @@ from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
 from .evaluation import exclude_history as exclude_items
 from .explain import explain_recommendations, item_name
 from .modeling_lsrec import LSRecForSequentialRecommendation
+from .profile import interest_profile
 from .user_state import UserState, fold_in, segment_and_memory
 
 
@@ -81,6 +82,9 @@ class RecommendationPipeline(Pipeline):
             explain (`bool`, defaults to `False`): add an explanation to each item (see
                 `lsrec_hf.explain.explain_recommendations`): the long-term share, the history items that drove it
                 (found by deleting them one at a time) and a one-line reason.
+            profile (`bool`, defaults to `False`): add the user's interest profile (see
+                `lsrec_hf.profile.interest_profile`): genres, decades and title keywords counted over the long-term
+                and the short-term part of the history. Needs the whole history, so not with `memory`.
             memory (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is
                 then the events since (it may be empty). Only the events of the state's short segment are excluded
                 and explained.
@@ -88,7 +92,8 @@ class RecommendationPipeline(Pipeline):
         Return:
             Per user, a list of `{"item_id", "title", "score", "explanation"}`, best first (`explanation` is `None`
             unless `explain=True`); the list itself for a single history. Fewer than `top_k` items come back when
-            exclusions or `candidates` leave fewer.
+            exclusions or `candidates` leave fewer. With `profile=True`, per user
+            `{"recommendations": [...], "profile": {"long_term": ..., "short_term": ...}}` instead of the list.
         """
         if isinstance(inputs, dict) or _is_history(inputs):
             inputs = _Users([inputs], single=True)
@@ -96,8 +101,12 @@ class RecommendationPipeline(Pipeline):
             inputs = _Users(list(inputs))
         return super().__call__(inputs, **kwargs)
 
-    def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, memory=None):
+    def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, memory=None,
+                             profile=None):
         preprocess_params, forward_params = {}, {}
+        if profile and memory is not None:
+            raise ValueError("profile counts the whole history, and a user state keeps only its latest events: "
+                             "pass the history instead of memory")
         if candidates is not None:
             preprocess_params["candidates"] = candidates
         if memory is not None:
@@ -113,6 +122,8 @@ class RecommendationPipeline(Pipeline):
             forward_params["exclude_history"] = exclude_history
         if explain is not None:
             forward_params["explain"] = explain
+        if profile is not None:
+            forward_params["profile"] = profile
         return preprocess_params, forward_params, {}
 
     def item_index(self, item):
@@ -151,7 +162,7 @@ class RecommendationPipeline(Pipeline):
             model_inputs["candidates"] = allowed
         return model_inputs
 
-    def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False):
+    def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False, profile=False):
         input_ids, memory = model_inputs["input_ids"], None
         if model_inputs["memory"] is not None:
             # The new events continue the user's state; the model reads its short segment after its memory.
@@ -172,7 +183,11 @@ class RecommendationPipeline(Pipeline):
                 kept = indices[values > float("-inf")].tolist()
                 history = row[row != PAD_TOKEN_ID].tolist()
                 explanations.append(explain_recommendations(self.model, history, kept, memory))
-        return {"scores": top.values, "indices": top.indices, "explanations": explanations,
+        profiles = None
+        if profile:
+            profiles = [interest_profile(self.model, (row[row != PAD_TOKEN_ID] - NUM_SPECIAL_TOKENS).tolist())
+                        for row in input_ids]
+        return {"scores": top.values, "indices": top.indices, "explanations": explanations, "profiles": profiles,
                 "single": model_inputs["single"]}
 
     def postprocess(self, model_outputs):
@@ -187,6 +202,8 @@ class RecommendationPipeline(Pipeline):
                 explanation = model_outputs["explanations"][user][rank] if model_outputs["explanations"] else None
                 items.append({"item_id": catalog.item_ids[index], "title": catalog.titles[index], "score": score,
                               "explanation": explanation})
+            if model_outputs["profiles"] is not None:
+                items = {"recommendations": items, "profile": model_outputs["profiles"][user]}
             results.append(items)
         return results[0] if model_outputs["single"] else results
 

@@ -3,6 +3,7 @@
     accelerate launch recipes/pretrain.py                      # MovieLens-100K, leave-one-out
     accelerate launch recipes/pretrain.py --data_dir path/to/ml-1m --output_dir outputs/ml-1m
     python recipes/pretrain.py --memory short --objective cloze # the same script without a launcher
+    python recipes/pretrain.py --push_to_hub --hub_model_id me/lsrec-ml-100k  # then upload model, catalog and card
 
 Multi-process (gloo on CPU, NCCL on GPUs), mixed precision and gradient accumulation come from
 `accelerate launch` flags; the script does not change.
@@ -56,6 +57,14 @@ class ModelArguments:
     loss: str = field(default="full", metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
 
 
+@dataclass
+class HubArguments:
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the final model, its catalog, eval results and model card to the Hub."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repo, e.g. 'me/lsrec-ml-100k' (default: the output_dir name)."})
+    hub_private: bool = field(default=False, metadata={"help": "Create the repo private (only applies when it does not exist yet)."})
+    hub_revision: str | None = field(default=None, metadata={"help": "Branch to push to (created if needed; default: main)."})
+
+
 def _loader_kwargs(data_args, parser):
     kwargs = {"text_template": data_args.text_template} if data_args.text_template else {}
     for name in ("column_map", "item_column_map"):
@@ -71,8 +80,8 @@ def _loader_kwargs(data_args, parser):
 
 
 def main(argv=None):
-    parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments))
-    data_args, model_args, train_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments, HubArguments))
+    data_args, model_args, train_args, hub_args = parser.parse_args_into_dataclasses(args=argv)
     accelerator = Accelerator()
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -129,6 +138,13 @@ def main(argv=None):
               f"{state.train_seconds:.0f}s training\n")
         print(format_metrics_table(test))
         print(f"\nmodel and eval_results.json saved to {train_args.output_dir}")
+        if hub_args.push_to_hub:
+            # The pushed card carries the test metrics; without --hub_private the account's default visibility.
+            model.eval_results = results
+            commit = model.push_to_hub(hub_args.hub_model_id or name, private=hub_args.hub_private or None,
+                                       revision=hub_args.hub_revision,
+                                       commit_message=f"LSRec on {data.name}, best epoch {state.best_epoch}")
+            print(f"pushed to {commit.commit_url}")
     accelerator.end_training()
 
 
