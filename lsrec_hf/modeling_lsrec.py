@@ -274,7 +274,8 @@ class LSRecPreTrainedModel(PreTrainedModel):
 
         As transformers' `push_to_hub`, except that the card is this model's own (`lsrec_hf.model_card`): it
         replaces the repo's card rather than keeping it. `private` only applies when the repo is created;
-        `revision` is a branch, created if needed.
+        `revision` is a branch, created if needed. Results loaded with a checkpoint go with it: set
+        `model.eval_results = None` once they no longer describe the weights (e.g. after fine-tuning).
         """
         repo_id = hf_api().create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
         card = build_model_card(self.config, self.eval_results, model_name=repo_id.split("/")[-1], repo_id=repo_id)
