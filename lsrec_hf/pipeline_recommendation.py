@@ -50,6 +50,11 @@ class RecommendationPipeline(Pipeline):
     >>> sorted(items[0]["explanation"])
     ['drivers', 'long_term_share', 'reason']
     ```
+
+    A PEFT-wrapped model (LoRA and the like) goes in as it is, and scores with its active adapter:
+    `pipeline("recommendation", model=peft_model)` or `RecommendationPipeline(model=peft_model)`; so does the model of
+    `peft_model.merge_and_unload()`. A saved adapter loads through `PeftModel.from_pretrained(base_model, adapter_dir)`
+    first: the catalog lives beside the base model's weights, not the adapter's.
     """
 
     _load_processor = False
@@ -60,7 +65,7 @@ class RecommendationPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        catalog = self.model.catalog
+        catalog = self.lsrec_model.catalog
         if catalog is None:
             raise ValueError("the recommendation pipeline needs the model's item catalog (catalog.json beside the "
                              "weights, or `model.catalog`)")
@@ -69,6 +74,14 @@ class RecommendationPipeline(Pipeline):
         for index, title in enumerate(catalog.titles):
             for name in {title.casefold(), item_name(catalog, index).casefold()} - {""}:
                 self._titles.setdefault(name, []).append(index)
+
+    @property
+    def lsrec_model(self):
+        """The LSRec model: `self.model` itself, or the base model of a PEFT-wrapped one."""
+        # PEFT injects its adapters into the base model's layers, so the base model scores with them. The wrapper
+        # forwards unknown attributes, but its `.model` is the whole LSRec model, not the body that code here expects.
+        get_base_model = getattr(self.model, "get_base_model", None)
+        return self.model if get_base_model is None else get_base_model()
 
     def __call__(self, inputs, **kwargs):
         """
@@ -131,7 +144,7 @@ class RecommendationPipeline(Pipeline):
 
         A `ValueError` names an unknown item with up to 5 close titles, or an ambiguous title with its items.
         """
-        catalog = self.model.catalog
+        catalog = self.lsrec_model.catalog
         if item in catalog:
             return catalog.index(item)
         matches = self._titles.get(str(item).casefold(), [])
@@ -157,19 +170,19 @@ class RecommendationPipeline(Pipeline):
         model_inputs = {"input_ids": pad_left(tokens, max(map(len, tokens)), PAD_TOKEN_ID), "memory": memory,
                         "single": inputs.single}
         if candidates is not None:
-            allowed = torch.zeros(len(self.model.catalog), dtype=torch.bool)
+            allowed = torch.zeros(len(self.lsrec_model.catalog), dtype=torch.bool)
             allowed[[self.item_index(item) for item in candidates]] = True
             model_inputs["candidates"] = allowed
         return model_inputs
 
     def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False, profile=False):
-        input_ids, memory = model_inputs["input_ids"], None
+        model, input_ids, memory = self.lsrec_model, model_inputs["input_ids"], None
         if model_inputs["memory"] is not None:
             # The new events continue the user's state; the model reads its short segment after its memory.
-            state = fold_in(self.model, model_inputs["memory"], input_ids[0])
-            segment, memory = segment_and_memory(self.model, state)
+            state = fold_in(model, model_inputs["memory"], input_ids[0])
+            segment, memory = segment_and_memory(model, state)
             input_ids = segment[None]
-        scores, _ = self.model.score_next(input_ids, memory=memory)
+        scores, _ = model.score_next(input_ids, memory=memory)
         scores = scores.float()
         if exclude_history:
             scores = exclude_items(scores, input_ids)
@@ -182,16 +195,16 @@ class RecommendationPipeline(Pipeline):
             for row, values, indices in zip(input_ids, top.values, top.indices):
                 kept = indices[values > float("-inf")].tolist()
                 history = row[row != PAD_TOKEN_ID].tolist()
-                explanations.append(explain_recommendations(self.model, history, kept, memory))
+                explanations.append(explain_recommendations(model, history, kept, memory))
         profiles = None
         if profile:
-            profiles = [interest_profile(self.model, (row[row != PAD_TOKEN_ID] - NUM_SPECIAL_TOKENS).tolist())
+            profiles = [interest_profile(model, (row[row != PAD_TOKEN_ID] - NUM_SPECIAL_TOKENS).tolist())
                         for row in input_ids]
         return {"scores": top.values, "indices": top.indices, "explanations": explanations, "profiles": profiles,
                 "single": model_inputs["single"]}
 
     def postprocess(self, model_outputs):
-        catalog = self.model.catalog
+        catalog = self.lsrec_model.catalog
         results = []
         all_scores, all_indices = model_outputs["scores"].tolist(), model_outputs["indices"].tolist()
         for user, (scores, indices) in enumerate(zip(all_scores, all_indices)):
