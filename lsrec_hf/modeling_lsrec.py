@@ -296,6 +296,14 @@ class LSRecPreTrainedModel(PreTrainedModel):
                       if k in kwargs}
         path = cached_file(pretrained_model_name_or_path, CATALOG_NAME,
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        if path is None:  # a PEFT adapter folder: the catalog lives with the base model it names
+            adapter = cached_file(pretrained_model_name_or_path, "adapter_config.json",
+                                  _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+            if adapter is not None:
+                with open(adapter, encoding="utf-8") as f:
+                    base = json.load(f).get("base_model_name_or_path")
+                if base:
+                    path = cached_file(base, CATALOG_NAME, _raise_exceptions_for_missing_entries=False)
         if path is not None:
             model.catalog = ItemCatalog.load(path)
             if len(model.catalog) != model.config.num_items:

@@ -53,8 +53,8 @@ class RecommendationPipeline(Pipeline):
 
     A PEFT-wrapped model (LoRA and the like) goes in as it is, and scores with its active adapter:
     `pipeline("recommendation", model=peft_model)` or `RecommendationPipeline(model=peft_model)`; so does the model of
-    `peft_model.merge_and_unload()`. A saved adapter loads through `PeftModel.from_pretrained(base_model, adapter_dir)`
-    first: the catalog lives beside the base model's weights, not the adapter's.
+    `peft_model.merge_and_unload()`. A saved adapter folder also loads by path, `pipeline("recommendation",
+    model=adapter_dir)`: the catalog is read from the base model that `adapter_config.json` names.
     """
 
     _load_processor = False

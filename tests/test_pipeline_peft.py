@@ -107,3 +107,11 @@ def test_saved_adapter_reloads_and_merges_to_the_same_scores(base_dir, peft_mode
     assert type(merged) is LSRecForSequentialRecommendation and merged.catalog is not None
     assert not any(hasattr(module, "lora_A") for module in merged.modules())
     assert_same(scores(pipeline("recommendation", model=merged, device="cpu")), expected)
+
+
+def test_pipeline_loads_an_adapter_folder_by_path_with_its_base_catalog(base_dir, peft_model, tmp_path):
+    expected = scores(pipeline("recommendation", model=peft_model, device="cpu"))
+    peft_model.save_pretrained(tmp_path)  # adapter_config.json names base_dir as the base model
+    recommend = pipeline("recommendation", model=str(tmp_path), device="cpu")
+    assert recommend.lsrec_model.catalog is not None
+    assert_same(scores(recommend), expected)
