@@ -11,15 +11,6 @@ from lsrec_hf.evaluation import exclude_history
 NUM_ITEMS, GROUP_SIZE = 40, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is faster than two competing for a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sessions(num_users, length, seed, stay=0.8):
     """Item tokens in sessions: each next item is from the group (5 items) of the previous one with prob `stay`."""
     rng = random.Random(seed)

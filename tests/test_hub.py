@@ -26,15 +26,6 @@ RESULTS = {
 HISTORY = torch.tensor([[3, 7, 2, 12, 9]])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is faster than two competing for a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def model():
     torch.manual_seed(0)

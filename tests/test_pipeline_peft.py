@@ -1,5 +1,7 @@
 import pytest
 import torch
+
+from conftest import save_tiny_model
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModel, pipeline
 
@@ -13,29 +15,9 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc_in", "fc_out", "text_proj
 HISTORIES = [["m3", "m7", "m1", "m12", "m7", "m20"], ["m2"], ["m4", "m5", "m6", "m8", "m9"]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is faster than two competing for a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    config = LSRecConfig(num_items=NUM_ITEMS, content_dim=8, hidden_size=16, num_attention_heads=2,
-                         intermediate_size=32, segment_length=4, memory_length=8, hidden_dropout_prob=0.0,
-                         attention_probs_dropout_prob=0.0, initializer_range=0.3)
-    model = LSRecForSequentialRecommendation(config)
-    model.model.embeddings.content_embeddings.normal_()
-    model.catalog = ItemCatalog([f"m{i}" for i in range(NUM_ITEMS)],
-                                [f"Movie {i} ({1970 + i})" for i in range(NUM_ITEMS)],
-                                [f"text {i}" for i in range(NUM_ITEMS)])
-    path = tmp_path_factory.mktemp("base")
-    model.save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("base"), [f"Movie {i} ({1970 + i})" for i in range(NUM_ITEMS)])
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 import pytest
 import torch
+
+from conftest import save_tiny_model
 from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
@@ -12,27 +14,9 @@ TITLES = [f"Movie {i} ({1970 + i})" for i in range(NUM_ITEMS)]
 TITLES[29] = TITLES[28]  # two films of the same name
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is faster than two competing for a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    config = LSRecConfig(num_items=NUM_ITEMS, content_dim=8, hidden_size=16, num_attention_heads=2,
-                         intermediate_size=32, segment_length=4, memory_length=8, hidden_dropout_prob=0.0,
-                         attention_probs_dropout_prob=0.0, initializer_range=0.3)
-    model = LSRecForSequentialRecommendation(config)
-    model.model.embeddings.content_embeddings.normal_()
-    model.catalog = ItemCatalog([f"m{i}" for i in range(NUM_ITEMS)], TITLES, [f"text {i}" for i in range(NUM_ITEMS)])
-    path = tmp_path_factory.mktemp("lsrec")
-    model.save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("lsrec"), TITLES)
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,6 @@ ITEMS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is faster than two competing for a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(objective="causal"):
     torch.manual_seed(0)
     config = LSRecConfig(num_items=len(ITEMS), content_dim=4, hidden_size=8, num_attention_heads=2,

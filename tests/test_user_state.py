@@ -7,15 +7,6 @@ from lsrec_hf.user_state import UserState, encode_user, fold_in, score_state
 NUM_ITEMS = 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread is faster than two competing for a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_model(**overrides):
     torch.manual_seed(0)
     # Large initial weights: with the default tiny ones, attention is near uniform and differently chunked
