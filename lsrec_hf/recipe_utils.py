@@ -1,0 +1,103 @@
+"""What the recipes share: data arguments and loading, Hub arguments, and the final test report."""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+from .data import load_data
+from .evaluation import evaluate_ranking
+from .model_card import build_model_card
+from .sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
+from .training import format_metrics_table, write_json
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="ml-100k", metadata={"help": "'ml-100k' (fetched offline), or a file/directory."})
+    data_dir: str | None = field(default=None, metadata={"help": "Directory of already-extracted data files."})
+    split: str = field(default="leave-one-out", metadata={"help": "Evaluation split.", "choices": ["leave-one-out", "temporal"]})
+    text_template: str | None = field(default=None, metadata={"help": "Item text template, e.g. '{title} ({year}). Genres: {genres}.'"})
+    column_map: str | None = field(default=None, metadata={"help": 'For a table: JSON {"user_id": "uid", "item_id": "movie", "timestamp": "ts"}.'})
+    items: str | None = field(default=None, metadata={"help": "For a table: an items file (id, title, genres, text...)."})
+    item_column_map: str | None = field(default=None, metadata={"help": 'For --items: JSON {"item_id": "movie", "title": "name"}.'})
+
+
+@dataclass
+class HubArguments:
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the final model, its catalog, eval results and model card to the Hub."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repo, e.g. 'me/lsrec-ml-100k' (default: the output_dir name)."})
+    hub_private: bool = field(default=False, metadata={"help": "Create the repo private (only applies when it does not exist yet)."})
+    hub_revision: str | None = field(default=None, metadata={"help": "Branch to push to (created if needed; default: main)."})
+
+
+def _loader_kwargs(data_args, parser):
+    kwargs = {"text_template": data_args.text_template} if data_args.text_template else {}
+    for name in ("column_map", "item_column_map"):
+        value = getattr(data_args, name)
+        if value:
+            try:
+                kwargs[name] = json.loads(value)
+            except json.JSONDecodeError as error:
+                parser.error(f"--{name} must be a JSON object: {error}")
+    if data_args.items:
+        kwargs["items"] = data_args.items
+    return kwargs
+
+
+def setup_logging(accelerator):
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file is noise
+
+
+def load_splits(data_args, parser, accelerator, catalog=None):
+    """The data, its user sequences (over `catalog`, default the data's own) and the evaluation split."""
+    with accelerator.main_process_first():  # the main process fetches and caches, the others read the cache
+        data = load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
+    sequences = build_user_sequences(data.interactions, catalog or data.catalog)
+    if data_args.split == "leave-one-out":
+        splits = leave_one_out(sequences)
+    else:
+        splits = temporal_split(sequences, *temporal_cutoffs(sequences))
+    accelerator.print(f"{data.name}: {len(sequences)} users, {len(catalog or data.catalog)} items, "
+                      f"{sequences.num_events} events; {splits.protocol} split, "
+                      f"{len(splits.test)} test users, {accelerator.num_processes} process(es)")
+    return data, sequences, splits
+
+
+def test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator):
+    """Test the best weights, save the model with eval_results.json and a model card, print the table, push."""
+    model = accelerator.unwrap_model(model)
+    test = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
+                            max_length=train_args.max_history_length, description="testing")
+    if not accelerator.is_main_process:
+        return test
+    num_items = model.config.num_items
+    model.save_pretrained(train_args.output_dir)
+    valid_best = next(h for h in state.history if h["epoch"] == state.best_epoch)
+    results = {
+        "dataset": data.name, "protocol": splits.protocol, "ranking": "full catalog, history items excluded",
+        "num_users": len(sequences), "num_items": num_items, "num_test_users": len(splits.test),
+        "best_epoch": state.best_epoch, "epochs_run": state.epoch, "train_seconds": state.train_seconds,
+        "num_processes": accelerator.num_processes, "seed": train_args.seed,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "test": test, "valid": {k[len("valid_"):]: v for k, v in valid_best.items() if k.startswith("valid_")},
+        "history": state.history, "command": " ".join(sys.argv),
+    }
+    write_json(os.path.join(train_args.output_dir, "eval_results.json"), results)
+    name = os.path.basename(os.path.normpath(train_args.output_dir))
+    build_model_card(model.config, results, model_name=name).save(os.path.join(train_args.output_dir, "README.md"))
+    print(f"\n{data.name}, {splits.protocol}, full ranking over {num_items} items "
+          f"({len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
+    print(format_metrics_table(test))
+    print(f"\nmodel and eval_results.json saved to {train_args.output_dir}")
+    if hub_args.push_to_hub:
+        # The pushed card carries the test metrics; without --hub_private the account's default visibility.
+        model.eval_results = results
+        commit = model.push_to_hub(hub_args.hub_model_id or name, private=hub_args.hub_private or None,
+                                   revision=hub_args.hub_revision,
+                                   commit_message=f"LSRec on {data.name}, best epoch {state.best_epoch}")
+        print(f"pushed to {commit.commit_url}")
+    return test
