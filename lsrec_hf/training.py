@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -188,10 +189,18 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     # restore the best weights (every process reads the same files)
     accelerator.wait_for_everyone()
     if os.path.isdir(best_dir):
-        from safetensors.torch import load_file
-
-        unwrapped.load_state_dict(load_file(os.path.join(best_dir, "model.safetensors")))
+        _restore(unwrapped, best_dir)
     return state
+
+
+def _restore(model, directory):
+    weights = os.path.join(directory, "model.safetensors")
+    if os.path.exists(weights):
+        model.load_state_dict(load_file(weights))
+    else:  # a PEFT model saves its adapter only
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(os.path.join(directory, "adapter_model.safetensors")))
 
 
 def _save_state_atomically(accelerator, directory, state):

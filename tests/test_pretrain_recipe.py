@@ -11,37 +11,12 @@ from huggingface_hub import ModelCard
 from transformers import AutoModel
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
-from lsrec_hf.data import fetch_ml100k_offline
+from conftest import ROOT, SMALL_MODEL, run
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
 from lsrec_hf.data import load_data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "pretrain.py")
-SMALL_MODEL = ["--hidden_size", "16", "--intermediate_size", "32", "--num_hidden_layers", "1",
-               "--segment_length", "20", "--memory_length", "20", "--batch_size", "32", "--warmup_steps", "5"]
-
-
-@pytest.fixture(scope="module")
-def ml100k_slice(tmp_path_factory):
-    """The first 120 users of the real ML-100K, in RecBole atomic files (all their events, every item)."""
-    source = fetch_ml100k_offline()
-    target = tmp_path_factory.mktemp("ml-100k-slice")
-    with open(os.path.join(source, "ml-100k.inter"), encoding="utf-8") as f:
-        header, *rows = f.read().splitlines()
-    keep = [r for r in rows if int(r.split("\t")[0]) <= 120]
-    (target / "ml-100k-slice.inter").write_text("\n".join([header, *keep]) + "\n", encoding="utf-8")
-    for suffix in ("item", "user"):
-        with open(os.path.join(source, f"ml-100k.{suffix}"), encoding="utf-8") as f:
-            (target / f"ml-100k-slice.{suffix}").write_text(f.read(), encoding="utf-8")
-    return str(target)
-
-
-def run(command, env_extra=None):
-    env = {**os.environ, "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    return result.stdout
 
 
 def test_pretrain_prints_test_metrics_and_saves_a_reloadable_checkpoint(ml100k_slice, tmp_path):
