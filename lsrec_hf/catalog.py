@@ -57,6 +57,19 @@ class ItemCatalog:
     def indices(self, item_ids):
         return [self.index(i) for i in item_ids]
 
+    def extended_with(self, other):
+        """This catalog followed by the items of `other` it lacks (existing indices never move)."""
+        new = [i for i, item_id in enumerate(other.item_ids) if item_id not in self]
+        keys = list(dict.fromkeys([*self.attributes, *other.attributes]))
+        attributes = {
+            key: list(self.attributes.get(key, [""] * len(self)))
+            + [other.attributes[key][i] if key in other.attributes else "" for i in new]
+            for key in keys
+        }
+        return ItemCatalog(self.item_ids + [other.item_ids[i] for i in new],
+                           self.titles + [other.titles[i] for i in new],
+                           self.texts + [other.texts[i] for i in new], attributes)
+
     def to_dict(self):
         return {"item_ids": self.item_ids, "titles": self.titles, "texts": self.texts, "attributes": self.attributes}
 

@@ -438,6 +438,40 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
                              persistent=False)
         self.post_init()
 
+    @torch.no_grad()
+    def extend_catalog(self, catalog, content_embeddings=None):
+        """Grow the model to `catalog` (this model's catalog followed by new items), like `resize_token_embeddings`.
+
+        A new item's id embedding starts at zero, so at first it is exactly what its text says (the cold-start
+        representation); its output bias starts at the mean bias. `content_embeddings` `[num_new, content_dim]`
+        are required when the model reads item text. Returns the number of items added.
+        """
+        old, new = self.config.num_items, len(catalog)
+        if self.catalog is None or catalog.item_ids[:old] != self.catalog.item_ids:
+            raise ValueError("extend_catalog: the new catalog must start with this model's catalog, in order "
+                             "(use `model.catalog.extended_with(other)`)")
+        added = new - old
+        if added == 0:
+            return 0
+        embeddings = self.model.embeddings
+        if embeddings.item_ids is not None:
+            grown = nn.Embedding(new, self.config.hidden_size).to(embeddings.item_ids.weight)
+            grown.weight.zero_()
+            grown.weight[:old] = embeddings.item_ids.weight
+            embeddings.item_ids = grown
+        if embeddings.text_proj is not None:
+            if content_embeddings is None or tuple(content_embeddings.shape) != (added, self.config.content_dim):
+                raise ValueError(f"extend_catalog: content_embeddings of shape ({added}, {self.config.content_dim}) "
+                                 f"are needed for the {added} new items")
+            embeddings.content_embeddings = torch.cat(
+                [embeddings.content_embeddings, content_embeddings.to(embeddings.content_embeddings)])
+        bias = self.output_bias.data
+        self.output_bias = nn.Parameter(torch.cat([bias, bias.mean().expand(added)]))
+        self.sampling_probs = torch.full((new,), 1.0 / new, device=bias.device)
+        self.config.num_items = new
+        self.catalog = catalog
+        return added
+
     def set_item_frequencies(self, counts):
         """Use item popularity (smoothed) as the sampled-softmax proposal; log-Q corrects for it."""
         probs = torch.as_tensor(counts, dtype=torch.float).clamp(min=0) + 1.0

@@ -52,19 +52,23 @@ def setup_logging(accelerator):
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file is noise
 
 
-def load_splits(data_args, parser, accelerator, catalog=None):
-    """The data, its user sequences (over `catalog`, default the data's own) and the evaluation split."""
+def load_dataset(data_args, parser, accelerator):
     with accelerator.main_process_first():  # the main process fetches and caches, the others read the cache
-        data = load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
-    sequences = build_user_sequences(data.interactions, catalog or data.catalog)
+        return load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
+
+
+def make_splits(data, data_args, accelerator, catalog=None):
+    """The data's user sequences (over `catalog`, default the data's own) and the evaluation split."""
+    catalog = catalog or data.catalog
+    sequences = build_user_sequences(data.interactions, catalog)
     if data_args.split == "leave-one-out":
         splits = leave_one_out(sequences)
     else:
         splits = temporal_split(sequences, *temporal_cutoffs(sequences))
-    accelerator.print(f"{data.name}: {len(sequences)} users, {len(catalog or data.catalog)} items, "
+    accelerator.print(f"{data.name}: {len(sequences)} users, {len(catalog)} items, "
                       f"{sequences.num_events} events; {splits.protocol} split, "
                       f"{len(splits.test)} test users, {accelerator.num_processes} process(es)")
-    return data, sequences, splits
+    return sequences, splits
 
 
 def test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator):

@@ -9,9 +9,13 @@ own (`adapter_model.safetensors` + `adapter_config.json`); `pipeline("recommenda
 `PeftModel.from_pretrained(base, output_dir)` load it on top of the base model it names, and
 `merge_and_unload()` folds it into the base weights for serving.
 
-The fine-tuning data must use items of the base model's catalog (their ids); a new item is reported by id.
+Items the base model has never seen are added to its catalog (extended, never replaced): a new item starts as
+its text (content embedding through the text projection, zero id embedding, mean output bias). With LoRA the grown
+base model is saved in `output_dir/base_model` and the adapter points at it.
 """
 
+import logging
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -22,8 +26,11 @@ from transformers import AutoModel, HfArgumentParser
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
-from lsrec_hf.recipe_utils import DataArguments, HubArguments, load_splits, setup_logging, test_and_save
+from lsrec_hf.recipe_utils import DataArguments, HubArguments, load_dataset, make_splits, setup_logging, test_and_save
+from lsrec_hf.text import encode_texts
 from lsrec_hf.training import TrainingArguments, train
+
+logger = logging.getLogger(__name__)
 
 # The attention and feed-forward projections of every layer, and the projection of the item text.
 DEFAULT_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,fc_in,fc_out,text_proj"
@@ -55,6 +62,25 @@ def build_finetune_model(base, args):
     return get_peft_model(base, config)
 
 
+def grow_catalog(base, catalog, accelerator):
+    """Extend the base model with the items of `catalog` it has never seen, represented through their text."""
+    grown = base.catalog.extended_with(catalog)
+    old, added = len(base.catalog), len(grown) - len(base.catalog)
+    if not added:
+        return 0
+    content = None
+    if base.config.use_content:
+        with accelerator.main_process_first():
+            content = encode_texts(grown.texts[old:], base.config.text_encoder,
+                                   show_progress_bar=accelerator.is_local_main_process)
+    else:
+        logger.warning("an id-only model gives its %d new items a zero id embedding: they are indistinguishable "
+                       "until trained (a LoRA adapter does not train id embeddings; see --full_finetune)", added)
+    base.extend_catalog(grown, content)
+    accelerator.print(f"catalog: {old} items of the base model + {added} new items")
+    return added
+
+
 def main(argv=None):
     parser = HfArgumentParser((FinetuneArguments, DataArguments, TrainingArguments, HubArguments))
     finetune_args, data_args, train_args, hub_args = parser.parse_args_into_dataclasses(args=argv)
@@ -67,8 +93,16 @@ def main(argv=None):
     base = AutoModel.from_pretrained(finetune_args.base_model, revision=finetune_args.base_revision)
     if base.catalog is None:
         raise DataError(f"{finetune_args.base_model}: no catalog.json beside the weights; cannot map items to the model")
-    data, sequences, splits = load_splits(data_args, parser, accelerator, catalog=base.catalog)
+    data = load_dataset(data_args, parser, accelerator)
+    added = grow_catalog(base, data.catalog, accelerator)
+    sequences, splits = make_splits(data, data_args, accelerator, catalog=base.catalog)
 
+    if added and not finetune_args.full_finetune:
+        # The adapter needs the grown base beside it: it is saved once and the adapter points at it.
+        base_dir = os.path.abspath(os.path.join(train_args.output_dir, "base_model"))
+        if accelerator.is_main_process:
+            base.save_pretrained(base_dir)
+        base.name_or_path = base_dir
     model = build_finetune_model(base, finetune_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

@@ -19,7 +19,7 @@ from transformers import HfArgumentParser
 import lsrec_hf
 from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES
 from lsrec_hf.data import DataError
-from lsrec_hf.recipe_utils import DataArguments, HubArguments, load_splits, setup_logging, test_and_save
+from lsrec_hf.recipe_utils import DataArguments, HubArguments, load_dataset, make_splits, setup_logging, test_and_save
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -48,7 +48,8 @@ def main(argv=None):
     setup_logging(accelerator)
     set_seed(train_args.seed)
 
-    data, sequences, splits = load_splits(data_args, parser, accelerator)
+    data = load_dataset(data_args, parser, accelerator)
+    sequences, splits = make_splits(data, data_args, accelerator)
     use_text = model_args.text_encoder not in (None, "", "none")
     if use_text:
         with accelerator.main_process_first():  # encoded once, then read from the cache

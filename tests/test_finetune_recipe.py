@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 from peft import PeftModel
-from transformers import AutoModel
+from transformers import AutoModel, pipeline
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from conftest import ROOT, SMALL_MODEL, run
@@ -78,11 +78,33 @@ def test_lora_finetune_runs_on_two_gloo_processes(ml100k_slice, base_dir, tmp_pa
     assert results["num_processes"] == 2 and results["test"]["num_users"] == 120
 
 
-def test_items_missing_from_the_base_catalog_are_named(base_dir, tmp_path):
-    table = tmp_path / "new.csv"
-    table.write_text("user,item,ts\nu1,1,1\nu1,2,2\nu1,new-item-7,3\nu1,3,4\n", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, FINETUNE, "--base_model", str(base_dir), "--dataset", str(table),
-         "--column_map", '{"user_id": "user", "item_id": "item", "timestamp": "ts"}', "--output_dir", str(tmp_path / "o")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert result.returncode != 0 and "new-item-7" in result.stderr and "Traceback" not in result.stderr
+def test_new_items_extend_the_catalog_and_are_scored_through_their_text(ml100k_slice, base_dir, test_split, tmp_path):
+    # users of the slice, each followed by an item the base model has never seen
+    data = load_data(ml100k_slice)
+    rows = ["user,item,ts"]
+    for user, history in zip(test_split.user_ids[:40], test_split.histories[:40]):
+        items = [data.catalog.item_ids[i] for i in history[-8:]] + ["new-1" if int(user) % 2 else "new-2"]
+        rows += [f"{user},{item},{t}" for t, item in enumerate(items)] + [f"{user},50,{len(items)}", f"{user},181,{len(items) + 1}"]
+    (tmp_path / "new.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "items.csv").write_text("item,title,genres\nnew-1,A Space Epic (2024),Sci-Fi|Adventure\n"
+                                        "new-2,A Quiet Romance (2024),Romance|Drama\n", encoding="utf-8")
+    out = tmp_path / "grown"
+    stdout = run([sys.executable, FINETUNE, "--base_model", str(base_dir), "--dataset", str(tmp_path / "new.csv"),
+                  "--column_map", '{"user_id": "user", "item_id": "item", "timestamp": "ts"}',
+                  "--items", str(tmp_path / "items.csv"), "--item_column_map", '{"item_id": "item", "title": "title", "genres": "genres"}',
+                  "--output_dir", str(out), *TRAINING])
+    assert "1682 items of the base model + 2 new items" in stdout
+    grown = AutoModel.from_pretrained(out / "base_model")
+    base = AutoModel.from_pretrained(base_dir)
+    assert grown.catalog.item_ids[:1682] == base.catalog.item_ids  # extended, not replaced
+    assert grown.catalog.item_ids[1682:] == ["new-1", "new-2"] and grown.config.num_items == 1684
+    assert torch.equal(grown.model.embeddings.item_ids.weight[1682:], torch.zeros(2, 16))  # new items start as text
+
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert os.path.samefile(adapter_config["base_model_name_or_path"], out / "base_model")
+    recommend = pipeline("recommendation", model=str(out))  # the adapter folder alone finds its grown base
+    assert len(recommend.lsrec_model.catalog) == 1684
+
+    adapted = PeftModel.from_pretrained(grown, out).eval()
+    scores = adapted.score_next(torch.tensor([[5, 9, 40, 300, 12]]))[0][0]
+    assert torch.isfinite(scores[1682:]).all() and scores[1682] != scores[1683]  # text tells the new items apart
