@@ -8,17 +8,12 @@ users where it does (random drivers give about 0.5). Also times `pipeline("recom
 """
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
-from datetime import datetime, timezone
 
 import torch
 import transformers
 
-import lsrec_hf
+from common import write_result
 from lsrec_hf.configuration_lsrec import NUM_SPECIAL_TOKENS
 from lsrec_hf.data import load_data
 from lsrec_hf.explain import deletion_test
@@ -56,15 +51,8 @@ def main():
     result = {
         "benchmark": "explanations", "deletion_test_fraction": faithful, "users": len(histories),
         "deletion_test_seconds": deletion_seconds, "pipeline_256_users_seconds": batch_seconds, "seed": args.seed,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "lsrec_hf": lsrec_hf.__version__},
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

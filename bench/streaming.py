@@ -8,18 +8,13 @@ scored from scratch (`score_next`). Prints a markdown table, writes JSON to benc
 """
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import time
-from datetime import datetime, timezone
 
 import torch
 import transformers
 
-import lsrec_hf
+from common import write_result
 from lsrec_hf.configuration_lsrec import NUM_SPECIAL_TOKENS
 from lsrec_hf.user_state import encode_user, fold_in, score_state
 
@@ -70,16 +65,8 @@ def main():
         "speedup": reencode_seconds / fold_seconds, "repeats": args.repeats, "seed": args.seed,
         "config": {k: getattr(model.config, k) for k in ("hidden_size", "num_hidden_layers", "segment_length",
                                                           "memory_length", "memory")},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "lsrec_hf": lsrec_hf.__version__},
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None):
         ]
         k_values = sorted({int(key.split("@")[1]) for key in test if "@" in key})
         description["metrics_table"] = "\n".join(
-            [f"| | " + " | ".join(f"@{k}" for k in k_values) + " |", "|---|" + "---|" * len(k_values)]
+            ["| | " + " | ".join(f"@{k}" for k in k_values) + " |", "|---|" + "---|" * len(k_values)]
             + [f"| {label} | " + " | ".join(f"{test[f'{name}@{k}']:.4f}" for k in k_values) + " |"
                for name, label in _METRIC_NAMES.items()]
         )

@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from .data import load_data
+from .data import DataError, load_data
 from .evaluation import evaluate_ranking
 from .model_card import build_model_card
 from .sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
@@ -44,6 +44,14 @@ def _loader_kwargs(data_args, parser):
     if data_args.items:
         kwargs["items"] = data_args.items
     return kwargs
+
+
+def run_recipe(main):
+    """Run a recipe's `main`; a user mistake ends with a message saying what and where, not a traceback."""
+    try:
+        main()
+    except (DataError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
 
 
 def setup_logging(accelerator):

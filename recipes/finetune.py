@@ -16,7 +16,6 @@ base model is saved in `output_dir/base_model` and the adapter points at it.
 
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 
 from accelerate import Accelerator
@@ -26,7 +25,8 @@ from transformers import AutoModel, HfArgumentParser
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
-from lsrec_hf.recipe_utils import DataArguments, HubArguments, load_dataset, make_splits, setup_logging, test_and_save
+from lsrec_hf.recipe_utils import (DataArguments, HubArguments, load_dataset, make_splits, run_recipe, setup_logging,
+                                   test_and_save)
 from lsrec_hf.text import encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -114,7 +114,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, FileNotFoundError) as error:  # a user mistake: say what and where, no traceback
-        sys.exit(f"error: {error}")
+    run_recipe(main)

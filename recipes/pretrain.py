@@ -9,7 +9,6 @@ Multi-process (gloo on CPU, NCCL on GPUs), mixed precision and gradient accumula
 `accelerate launch` flags; the script does not change.
 """
 
-import sys
 from dataclasses import dataclass, field
 
 from accelerate import Accelerator
@@ -18,8 +17,8 @@ from transformers import HfArgumentParser
 
 import lsrec_hf
 from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES
-from lsrec_hf.data import DataError
-from lsrec_hf.recipe_utils import DataArguments, HubArguments, load_dataset, make_splits, setup_logging, test_and_save
+from lsrec_hf.recipe_utils import (DataArguments, HubArguments, load_dataset, make_splits, run_recipe, setup_logging,
+                                   test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -74,7 +73,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, FileNotFoundError) as error:  # a user mistake: say what and where, no traceback
-        sys.exit(f"error: {error}")
+    run_recipe(main)
