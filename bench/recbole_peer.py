@@ -203,7 +203,7 @@ def main(argv=None):
 
     valid_key = config["valid_metric"].lower()
     epochs_log: list[dict] = []
-    state = {"best_epoch": None, "fit_start": None, "cur": None}
+    state = {"best_epoch": None, "fit_start": None, "cur": None, "test_at_best": None}
 
     base_trainer = get_trainer(config["MODEL_TYPE"], config["model"])
 
@@ -245,7 +245,14 @@ def main(argv=None):
                 state["best_epoch"] = int(epoch)
                 if state["cur"] is not None:
                     state["cur"]["is_best"] = True
-            return super()._save_checkpoint(epoch, verbose=verbose, **kwargs)
+            saved = super()._save_checkpoint(epoch, verbose=verbose, **kwargs)
+            if epoch >= 0:
+                # Test metrics of the best epoch so far (the model in memory is that
+                # epoch's), so a run stopped by a time budget still reports honestly.
+                result = self.evaluate(test_data, load_best_model=False, show_progress=False)
+                state["test_at_best"] = {"epoch": int(epoch), **_metrics(result)}
+                write_result("running")
+            return saved
 
     trainer = TimedTrainer(config, model)
 
@@ -296,6 +303,7 @@ def main(argv=None):
             "valid_metric": config["valid_metric"],
             "best_valid": final["best_valid"],
             "test": final["test"],
+            "test_at_best_so_far": state["test_at_best"],
             "train_wall_s": final["train_wall_s"],
             "mean_epoch_train_s": (round(sum(train_times) / len(train_times), 4)
                                    if train_times else None),
