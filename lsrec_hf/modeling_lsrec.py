@@ -102,8 +102,11 @@ class LSRecItemEmbeddings(nn.Module):
         return reps
 
     def forward(self, input_ids):
-        table = torch.cat([self.special_tokens.weight, self.item_representations()], dim=0)
-        return self.dropout(self.layer_norm(F.embedding(input_ids, table)))
+        # Only the items in the batch are represented: the cost does not grow with the catalog.
+        is_item = (input_ids >= NUM_SPECIAL_TOKENS)[..., None]
+        items = self.item_representations((input_ids - NUM_SPECIAL_TOKENS).clamp(min=0))
+        special = self.special_tokens(input_ids.clamp(max=NUM_SPECIAL_TOKENS - 1))
+        return self.dropout(self.layer_norm(torch.where(is_item, items, special)))
 
 
 def relative_position_bucket(relative_position, bidirectional, num_buckets, max_distance):

@@ -10,7 +10,8 @@ from .data import DataError, load_data
 from .evaluation import evaluate_ranking
 from .model_card import build_model_card
 from .sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
-from .training import format_metrics_table, write_json
+from .checkpointing import write_json
+from .training import format_metrics_table
 
 
 @dataclass

@@ -2,10 +2,9 @@
 
 Each batch of users is read segment by segment, Transformer-XL style: a segment's loss is backpropagated
 and stepped before the next segment reads the (detached) memory it left. Validation NDCG@10 drives early
-stopping; `save_state` checkpoints make a killed run resumable with `--resume`.
+stopping; verified safetensors/JSON checkpoints (`checkpointing.py`) make a killed run resumable with `--resume`.
 """
 
-import json
 import logging
 import math
 import os
@@ -18,13 +17,13 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checkpointing import (find_resumable, load_checkpoint, save_checkpoint, swap_into_place, verify_manifest,
+                            write_manifest)
 from .data.errors import DataError
 from .collator import LengthBucketSampler, TrainingCollator
 from .evaluation import DEFAULT_K_VALUES, evaluate_ranking
 
 logger = logging.getLogger(__name__)
-
-TRAINER_STATE_NAME = "trainer_state.json"
 
 
 @dataclass
@@ -65,20 +64,12 @@ class TrainerState:
             setattr(self, key, value)
 
 
-def _swap_into_place(tmp, directory):
-    """Replace `directory` by the finished `tmp`: a crash never leaves a half-written checkpoint in place."""
-    old = directory + ".old"
-    if os.path.exists(directory):
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _save_best(model, directory):
     tmp = directory + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    _swap_into_place(tmp, directory)
+    write_manifest(tmp)
+    swap_into_place(tmp, directory)
 
 
 def _segment_steps_per_epoch(sampler, sequences, collator, segment_length):
@@ -126,15 +117,13 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_schedule(args, _segment_steps_per_epoch(sampler, train_sequences, collator, config.segment_length)))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainerState()
-    # a crash in the middle of a swap leaves the previous checkpoint as `last.old`
-    resume_dir = next((d for d in (last_dir, last_dir + ".old") if os.path.isdir(d)), None)
-    if args.resume and resume_dir is not None:
-        accelerator.load_state(resume_dir)
-        with open(os.path.join(resume_dir, TRAINER_STATE_NAME), encoding="utf-8") as f:
-            state.load_state_dict(json.load(f))
+    # the newest checkpoint that verifies: `last`, or `last.old` when a crash hit the swap or damaged `last`
+    resume_dir = find_resumable(last_dir) if args.resume else None
+    if resume_dir is not None:
+        state.load_state_dict(load_checkpoint(resume_dir, accelerator, model, optimizer, scheduler))
         accelerator.print(f"resumed from {resume_dir} at epoch {state.epoch}")
     elif args.resume:
-        accelerator.print(f"--resume: no checkpoint in {checkpoint_dir}, starting from scratch")
+        accelerator.print(f"--resume: no complete checkpoint in {checkpoint_dir}, starting from scratch")
 
     unwrapped = accelerator.unwrap_model(model)
     while state.epoch < args.num_epochs and state.evaluations_without_improvement < args.patience:
@@ -184,7 +173,7 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
         if improved and accelerator.is_main_process:
             _save_best(unwrapped, best_dir)
         accelerator.wait_for_everyone()
-        _save_state_atomically(accelerator, last_dir, state)
+        save_checkpoint(last_dir, accelerator, model, optimizer, scheduler, state.state_dict())
 
     # restore the best weights (every process reads the same files)
     accelerator.wait_for_everyone()
@@ -194,6 +183,7 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
 
 
 def _restore(model, directory):
+    verify_manifest(directory)
     weights = os.path.join(directory, "model.safetensors")
     if os.path.exists(weights):
         model.load_state_dict(load_file(weights))
@@ -203,20 +193,6 @@ def _restore(model, directory):
         set_peft_model_state_dict(model, load_file(os.path.join(directory, "adapter_model.safetensors")))
 
 
-def _save_state_atomically(accelerator, directory, state):
-    """`save_state` plus the loop's own state (JSON) into a temporary folder, then swapped into place."""
-    tmp = directory + ".tmp"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(tmp)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_json(os.path.join(tmp, TRAINER_STATE_NAME), state.state_dict())
-        _swap_into_place(tmp, directory)
-    accelerator.wait_for_everyone()
-
-
 def format_metrics_table(metrics, k_values=DEFAULT_K_VALUES, title="test"):
     """A markdown table of HR/NDCG/MRR at each K."""
     lines = [f"| {title} | " + " | ".join(f"@{k}" for k in k_values) + " |",
@@ -224,10 +200,3 @@ def format_metrics_table(metrics, k_values=DEFAULT_K_VALUES, title="test"):
     for name in ("hr", "ndcg", "mrr"):
         lines.append(f"| {name.upper()} | " + " | ".join(f"{metrics[f'{name}@{k}']:.4f}" for k in k_values) + " |")
     return "\n".join(lines)
-
-
-def write_json(path, payload):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, default=float)
-    os.replace(tmp, path)

@@ -11,6 +11,7 @@ FORBIDDEN = [
     (re.compile(r"\bimport\s+pickle\b|\bfrom\s+pickle\b|\bpickle\.loads?\("), "pickle"),
     (re.compile(r"\btorch\.load\((?![^)]*weights_only\s*=\s*True)"), "torch.load without weights_only=True"),
     (re.compile(r"\btorch\.save\("), "torch.save (pickle) instead of safetensors"),
+    (re.compile(r"\.(save|load)_state\("), "accelerate save_state/load_state (pickles optimizer and RNG states)"),
     (re.compile(r"\bjoblib\.load\(|\bdill\.loads?\(|\bnp\.load\([^)]*allow_pickle\s*=\s*True"), "pickle-based loader"),
 ]
 
