@@ -7,6 +7,7 @@ short segment and the columns before them are the long history, in chunks of the
 import math
 import random
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -26,32 +27,50 @@ def segment_aligned_length(longest, segment_length):
     return max(1, math.ceil(longest / segment_length)) * segment_length
 
 
+def pad_left_rows(arrays, length, width):
+    """`[len(arrays), length, width]` int64 tensor of `[n, width]` arrays, right-aligned, zero-padded."""
+    out = torch.zeros((len(arrays), length, width), dtype=torch.long)
+    for row, array in enumerate(arrays):
+        if array is not None and len(array):
+            out[row, length - min(len(array), length):] = torch.as_tensor(array[-length:], dtype=torch.long)
+    return out
+
+
 class TrainingCollator:
     """Turns training sequences (catalog indices) into `input_ids`, `attention_mask` and `labels`.
 
     causal: input = events[:-1], label at each position = the next event (SASRec).
     cloze: a random `mask_prob` of the events (at least one) become [MASK] and are the labels (BERT4Rec).
+    A sequence may come as `(items, context)` with `[events, features]` side-feature ids: then the batch also has
+    `context_ids` and, with `scenario_index` (the scenario's column), `target_scenario_ids`: the scenario of the
+    event each position predicts (causal: the next event's; cloze: its own, also where it is masked).
     With several processes every rank pads to the same length (the longest user of the whole batch) and
     takes its share of rows, so all ranks run the same number of segment steps.
     """
 
     def __init__(self, segment_length, objective="causal", mask_prob=0.2, max_length=None,
-                 num_processes=1, process_index=0):
+                 num_processes=1, process_index=0, scenario_index=None):
         self.segment_length = segment_length
         self.objective = objective
         self.mask_prob = mask_prob
         self.max_length = max_length
         self.num_processes = num_processes
         self.process_index = process_index
+        self.scenario_index = scenario_index
 
     def __call__(self, sequences):
+        contexts = None
+        if isinstance(sequences[0], tuple):
+            sequences, contexts = [items for items, _ in sequences], [context for _, context in sequences]
+            if all(context is None for context in contexts):
+                contexts = None
         if self.max_length:
-            sequences = [seq[-(self.max_length + (self.objective == "causal")):] for seq in sequences]
-        if self.objective == "causal":
-            inputs = [seq[:-1] for seq in sequences]
-            targets = [seq[1:] for seq in sequences]
-        else:
-            inputs = targets = sequences
+            keep = self.max_length + (self.objective == "causal")
+            sequences = [seq[-keep:] for seq in sequences]
+            contexts = contexts and [context[-keep:] for context in contexts]
+        causal = self.objective == "causal"
+        inputs = [seq[:-1] for seq in sequences] if causal else sequences
+        targets = [seq[1:] for seq in sequences] if causal else sequences
         length = segment_aligned_length(max(len(seq) for seq in inputs), self.segment_length)
         tokens = pad_left(inputs, length, PAD_TOKEN_ID - NUM_SPECIAL_TOKENS) + NUM_SPECIAL_TOKENS
         attention_mask = tokens != PAD_TOKEN_ID
@@ -63,28 +82,44 @@ class TrainingCollator:
             masked[none, -1] = attention_mask[none, -1]
             labels = labels.masked_fill(~masked, -100)
             tokens = tokens.masked_fill(masked, MASK_TOKEN_ID)
+        batch = {"input_ids": tokens, "attention_mask": attention_mask, "labels": labels}
+        if contexts is not None:
+            width = next(c for c in contexts if c is not None).shape[1]
+            batch["context_ids"] = pad_left_rows([c[:-1] if causal else c for c in contexts], length, width)
+            if self.scenario_index is not None:
+                predicted = pad_left_rows([c[1:] if causal else c for c in contexts], length, width)
+                batch["target_scenario_ids"] = predicted[..., self.scenario_index]
         rows = slice(self.process_index, None, self.num_processes)
-        return {"input_ids": tokens[rows], "attention_mask": attention_mask[rows], "labels": labels[rows]}
+        return {key: value[rows] for key, value in batch.items()}
 
 
 class EvaluationCollator:
-    """Histories and held-out targets: `input_ids`, `attention_mask`, `targets` (catalog indices)."""
+    """Histories and held-out targets: `input_ids`, `attention_mask`, `targets` (catalog indices).
+
+    Examples are `(history, target)` or `(history, target, history_context, target_context)`; with side features
+    the batch also has `context_ids` `[B, L, F]` and `target_context_ids` `[B, F]`.
+    """
 
     def __init__(self, segment_length, max_length=None):
         self.segment_length = segment_length
         self.max_length = max_length
 
     def __call__(self, examples):
-        histories = [history for history, _ in examples]
+        histories = [example[0] for example in examples]
         if self.max_length:
             histories = [h[-self.max_length:] for h in histories]
         length = segment_aligned_length(max(len(h) for h in histories), self.segment_length)
         tokens = pad_left(histories, length, PAD_TOKEN_ID - NUM_SPECIAL_TOKENS) + NUM_SPECIAL_TOKENS
-        return {
+        batch = {
             "input_ids": tokens,
             "attention_mask": tokens != PAD_TOKEN_ID,
-            "targets": torch.tensor([target for _, target in examples], dtype=torch.long),
+            "targets": torch.tensor([example[1] for example in examples], dtype=torch.long),
         }
+        if len(examples[0]) > 2 and examples[0][3] is not None:
+            target_context = torch.as_tensor(np.stack([example[3] for example in examples]), dtype=torch.long)
+            batch["context_ids"] = pad_left_rows([example[2] for example in examples], length, target_context.shape[1])
+            batch["target_context_ids"] = target_context
+        return batch
 
 
 class LengthBucketSampler(Sampler):

@@ -47,6 +47,14 @@ class LSRecConfig(PreTrainedConfig):
         relative_attention_max_distance (`int`, defaults to 256): distance beyond which buckets are shared.
         layer_norm_eps (`float`, defaults to 1e-6): epsilon of the layer norms.
         initializer_range (`float`, defaults to 0.02): std of the normal weight initialisation.
+        context_vocab (`dict[str, list[str]]`, *optional*): per-event context features (scenario, hour, device,
+            ...) and their known values; value `i` of a feature has id `i + 1`, id 0 is "unknown" and adds nothing.
+            Each feature has an embedding added to the item token of its event.
+        scenario_feature (`str`, *optional*): the context feature naming where an event happened (one of
+            `context_vocab`). Each position then also gets a target-scenario embedding: the scenario of the event
+            it predicts, so one model recommends for every scenario and the caller says which one.
+        user_vocab (`dict[str, list[str]]`, *optional*): user-level features (age, gender, ...) and their values,
+            embedded like context but constant over a user's events (a user token). Off by default.
     """
 
     model_type = "lsrec"
@@ -74,6 +82,9 @@ class LSRecConfig(PreTrainedConfig):
     relative_attention_max_distance: int = 256
     layer_norm_eps: float = 1e-6
     initializer_range: float = 0.02
+    context_vocab: dict | None = None
+    scenario_feature: str | None = None
+    user_vocab: dict | None = None
     pad_token_id: int | None = PAD_TOKEN_ID
     tie_word_embeddings: bool = False
 
@@ -90,6 +101,11 @@ class LSRecConfig(PreTrainedConfig):
             (self.memory_length >= 0, f"memory_length must be >= 0, got {self.memory_length}"),
             (0.0 <= self.mask_prob < 1.0, f"mask_prob must be in [0, 1), got {self.mask_prob}"),
             (self.num_items >= 0, f"num_items must be >= 0, got {self.num_items}"),
+            (self.scenario_feature is None or self.scenario_feature in (self.context_vocab or {}),
+             f"scenario_feature {self.scenario_feature!r} must be one of context_vocab's features "
+             f"{sorted(self.context_vocab or {})}"),
+            (not set(self.context_vocab or {}) & set(self.user_vocab or {}),
+             f"context_vocab and user_vocab share feature names: {sorted(set(self.context_vocab or {}) & set(self.user_vocab or {}))}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -99,6 +115,17 @@ class LSRecConfig(PreTrainedConfig):
     @property
     def uses_long_memory(self):
         return self.memory in ("long", "long+short")
+
+    @property
+    def feature_names(self):
+        """Every embedded side feature, in the order of the last axis of `context_ids`: events', then users',
+        each sorted by name (config.json stores dictionaries with sorted keys)."""
+        return [*sorted(self.context_vocab or {}), *sorted(self.user_vocab or {})]
+
+    @property
+    def feature_vocab(self):
+        vocab = {**(self.context_vocab or {}), **(self.user_vocab or {})}
+        return {name: vocab[name] for name in self.feature_names}
 
 
 __all__ = ["LSRecConfig"]

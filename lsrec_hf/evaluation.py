@@ -3,6 +3,7 @@ rank of the held-out item gives HR@K, NDCG@K and MRR@K (never sampled negatives)
 
 import functools
 
+import numpy as np
 import torch
 from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
@@ -34,16 +35,22 @@ def exclude_history(scores, input_ids):
 
 @torch.no_grad()
 def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
-                  description="evaluating"):
+                  description="evaluating", return_positions=False):
     """Top-k item lists (history excluded) and targets for this process's share of `examples`.
 
-    Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`.
+    Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`, and
+    with `return_positions` the index in `examples` of each row (rows are ordered by history length).
     """
     model.eval()
     device = accelerator.device if accelerator is not None else model.device
     num_processes = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
-    pairs = list(zip(examples.histories, examples.targets.tolist()))
+    with_context = bool(model.config.feature_names) and examples.target_context is not None
+    if with_context:
+        pairs = list(zip(examples.histories, examples.targets.tolist(), examples.history_context,
+                         examples.target_context))
+    else:
+        pairs = list(zip(examples.histories, examples.targets.tolist()))
     # longest histories first, so a batch holds users of similar length; shard across processes
     order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))[rank::num_processes]
     loader = DataLoader([pairs[i] for i in order], batch_size=batch_size,
@@ -52,22 +59,40 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
     show = accelerator is None or accelerator.is_local_main_process
     for batch in tqdm(loader, desc=description, disable=not show, leave=False):
         input_ids = batch["input_ids"].to(device)
-        scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device))
+        context = {k: batch[k].to(device) for k in ("context_ids", "target_context_ids") if k in batch}
+        scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
         scores = exclude_history(scores.float(), input_ids)
         ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
         gates.extend(gate.float().cpu().tolist())
+    positions = order
     if num_processes > 1:
         ranked, targets, gates = gather_object(ranked), gather_object(targets), gather_object(gates)
+        positions = gather_object(positions)
+    if return_positions:
+        return ranked, targets, gates, positions
     return ranked, targets, gates
 
 
 def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values=DEFAULT_K_VALUES,
                      max_length=None, description="evaluating"):
     """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share."""
-    ranked, targets, gates = rank_examples(model, examples, accelerator, batch_size, max(k_values), max_length,
-                                           description)
-    metrics = _full_ranking_metric().compute(predictions=ranked, references=targets, k_values=k_values,
-                                             num_items=model.config.num_items)
+    ranked, targets, gates, positions = rank_examples(model, examples, accelerator, batch_size, max(k_values),
+                                                      max_length, description, return_positions=True)
+    metric = _full_ranking_metric()
+    metrics = metric.compute(predictions=ranked, references=targets, k_values=k_values,
+                             num_items=model.config.num_items)
     metrics["mean_long_term_gate"] = float(sum(gates) / max(len(gates), 1))
+    config = model.config
+    if config.scenario_feature is not None and examples.target_context is not None and len(examples):
+        # Each target's own scenario: the same metrics over that scenario's test events only.
+        column = config.feature_names.index(config.scenario_feature)
+        scenario_of = np.asarray(examples.target_context)[:, column][positions]
+        names = ["unknown", *config.context_vocab[config.scenario_feature]]
+        metrics["per_scenario"] = {}
+        for scenario_id in sorted(set(scenario_of.tolist())):
+            rows = np.flatnonzero(scenario_of == scenario_id)
+            metrics["per_scenario"][names[scenario_id]] = metric.compute(
+                predictions=[ranked[r] for r in rows], references=[targets[r] for r in rows], k_values=k_values,
+                num_items=config.num_items)
     return metrics

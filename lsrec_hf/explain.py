@@ -10,7 +10,7 @@ import random
 
 import torch
 
-from .collator import pad_left
+from .collator import pad_left, pad_left_rows
 from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
 from .evaluation import exclude_history
 from .modeling_lsrec import LSRecMemory
@@ -28,25 +28,57 @@ def _repeat(memory, rows):
 
 
 @torch.no_grad()
-def score_without(model, history, removals, memory=None):
+def score_without(model, history, removals, memory=None, context=None):
     """Scores `[1 + len(removals), num_items]`: the whole `history` (item tokens), then the history without each set
-    of positions in `removals`, in one forward. Also returns the gate of the whole history."""
-    rows = [list(history)] + [[t for i, t in enumerate(history) if i not in removed] for removed in removals]
-    input_ids = pad_left(rows, len(history), PAD_TOKEN_ID).to(model.device)
-    scores, gate = model.score_next(input_ids, memory=_repeat(memory, len(rows)))
+    of positions in `removals`, in one forward. Also returns the gate of the whole history.
+
+    `context`: optional `(history_context [L, F], target_context [F])` side-feature ids (see `score_next`); a
+    deleted event's context goes with it.
+    """
+    keep = [list(range(len(history)))] + [[i for i in range(len(history)) if i not in removed] for removed in removals]
+    input_ids = pad_left([[history[i] for i in row] for row in keep], len(history), PAD_TOKEN_ID).to(model.device)
+    side = {}
+    if context is not None:
+        history_context, target_context = context
+        side["context_ids"] = pad_left_rows([history_context[row] for row in keep], len(history),
+                                            history_context.shape[1]).to(model.device)
+        side["target_context_ids"] = target_context[None].expand(len(keep), -1).to(model.device)
+    scores, gate = model.score_next(input_ids, memory=_repeat(memory, len(keep)), **side)
     return scores.float(), gate[0].float()
 
 
-def leave_one_out(model, history, item_indices, memory=None, last_n=DEFAULT_LAST_N):
+def leave_one_out(model, history, item_indices, memory=None, last_n=DEFAULT_LAST_N, context=None):
     """How much deleting each of the last `last_n` events lowers the score of each item (catalog indices).
 
     Returns the positions of those events in `history`, the score drops `[len(positions), len(item_indices)]` and
     the gate of the whole history. A history of one event has nothing to delete: no positions.
     """
     positions = list(range(max(len(history) - last_n, 0), len(history))) if len(history) > 1 else []
-    scores, gate = score_without(model, history, [{p} for p in positions], memory)
+    scores, gate = score_without(model, history, [{p} for p in positions], memory, context)
     items = torch.as_tensor(item_indices, dtype=torch.long, device=scores.device)
     return positions, scores[:1, items] - scores[1:, items], gate
+
+
+@torch.no_grad()
+def scenario_influence(model, history, item_indices, context, memory=None):
+    """`(scenario name, score changes [len(item_indices)])`: each item's score where it will be shown minus its
+    score with the target scenario unknown (history unchanged). None without a target scenario."""
+    config = model.config
+    if config.scenario_feature is None or context is None:
+        return None
+    history_context, target_context = context
+    column = config.feature_names.index(config.scenario_feature)
+    scenario_id = int(target_context[column])
+    if scenario_id == 0:
+        return None
+    unknown = target_context.clone()
+    unknown[column] = 0
+    items = torch.as_tensor(item_indices, dtype=torch.long)
+    scores = []
+    for target in (target_context, unknown):
+        row, _ = score_without(model, history, [], memory, (history_context, target))
+        scores.append(row[0, items.to(row.device)].cpu())
+    return config.context_vocab[config.scenario_feature][scenario_id - 1], scores[0] - scores[1]
 
 
 def item_name(catalog, index):
@@ -69,7 +101,7 @@ def reason(recent, earlier, verb="watched"):
 
 
 def explain_recommendations(model, history, item_indices, memory=None, last_n=DEFAULT_LAST_N,
-                            num_drivers=DEFAULT_NUM_DRIVERS, verb="watched"):
+                            num_drivers=DEFAULT_NUM_DRIVERS, verb="watched", context=None):
     """An explanation per recommended item (catalog indices) for one user's `history` (item tokens, oldest first).
 
     Each is `{"long_term_share", "drivers", "reason"}`: the gate at the predicting position; up to `num_drivers`
@@ -77,10 +109,13 @@ def explain_recommendations(model, history, item_indices, memory=None, last_n=DE
     `events_ago`, 0 being the latest), only those whose deletion lowers it at all; and a one-line reason ("recently"
     for drivers in the short segment, "earlier" for older ones). With `memory` (from
     `lsrec_hf.user_state.segment_and_memory`), `history` is the short segment read after it, and the older past
-    stays as it is. Needs the model's catalog.
+    stays as it is. Needs the model's catalog. With `context` (see `score_without`) and a model that knows scenarios,
+    each explanation also has `"scenario": {"name", "score_change"}`: how much showing the item in the target
+    scenario changed its score (against an unknown scenario), and the reason says so.
     """
     catalog = model.catalog
-    positions, drops, gate = leave_one_out(model, history, item_indices, memory, last_n)
+    positions, drops, gate = leave_one_out(model, history, item_indices, memory, last_n, context)
+    influence = scenario_influence(model, history, item_indices, context, memory)
     short = short_segment_length(model.config)
     explanations = []
     for column in range(len(item_indices)):
@@ -96,8 +131,13 @@ def explain_recommendations(model, history, item_indices, memory=None, last_n=DE
             drivers.append({"item_id": catalog.item_ids[index], "title": catalog.titles[index],
                             "score_drop": drops[row, column].item(), "events_ago": events_ago})
             (recent if events_ago < short else earlier).append(item_name(catalog, index))
-        explanations.append({"long_term_share": gate.item(), "drivers": drivers,
-                             "reason": reason(recent, earlier, verb)})
+        explanation = {"long_term_share": gate.item(), "drivers": drivers, "reason": reason(recent, earlier, verb)}
+        if influence is not None:
+            name, change = influence[0], influence[1][column].item()
+            explanation["scenario"] = {"name": name, "score_change": change}
+            said = f"shown in {name!r}, which {'raises' if change >= 0 else 'lowers'} its score by {abs(change):.2f}"
+            explanation["reason"] = f"{explanation['reason']}; {said}" if explanation["reason"] else said.capitalize()
+        explanations.append(explanation)
     return explanations
 
 

@@ -88,6 +88,14 @@ class LSRecItemEmbeddings(nn.Module):
             self.text_proj = nn.Linear(config.content_dim, config.hidden_size)
         else:
             self.text_proj = None
+        # Side features: one table per feature, row 0 = unknown value, which stays zero (adds nothing).
+        self.features = nn.ModuleList(nn.Embedding(len(values) + 1, config.hidden_size, padding_idx=0)
+                                      for values in config.feature_vocab.values())
+        if config.scenario_feature is not None:
+            self.target_scenario = nn.Embedding(len(config.context_vocab[config.scenario_feature]) + 1,
+                                                config.hidden_size, padding_idx=0)
+        else:
+            self.target_scenario = None
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -101,12 +109,20 @@ class LSRecItemEmbeddings(nn.Module):
             reps = reps + self.text_proj(content.to(self.text_proj.weight.dtype))
         return reps
 
-    def forward(self, input_ids):
+    def forward(self, input_ids, context_ids=None, target_scenario_ids=None):
+        """Tokens `[B, T, H]`; `context_ids` `[B, T, F]` (ids of `config.feature_names`, 0 = unknown) and
+        `target_scenario_ids` `[B, T]` (the scenario of the event each position predicts) are optional."""
         # Only the items in the batch are represented: the cost does not grow with the catalog.
         is_item = (input_ids >= NUM_SPECIAL_TOKENS)[..., None]
         items = self.item_representations((input_ids - NUM_SPECIAL_TOKENS).clamp(min=0))
         special = self.special_tokens(input_ids.clamp(max=NUM_SPECIAL_TOKENS - 1))
-        return self.dropout(self.layer_norm(torch.where(is_item, items, special)))
+        tokens = torch.where(is_item, items, special)
+        if context_ids is not None:
+            for index, table in enumerate(self.features):
+                tokens = tokens + table(context_ids[..., index])
+        if target_scenario_ids is not None and self.target_scenario is not None:
+            tokens = tokens + self.target_scenario(target_scenario_ids)
+        return self.dropout(self.layer_norm(tokens))
 
 
 def relative_position_bucket(relative_position, bidirectional, num_buckets, max_distance):
@@ -352,10 +368,14 @@ class LSRecModel(LSRecPreTrainedModel):
             long_count=torch.zeros(batch_size, device=device),
         )
 
-    def forward(self, input_ids, attention_mask=None, memory=None, **kwargs):
-        """One segment `[B, T]` of item tokens, reading and extending the users' `memory` (`None` = no history)."""
+    def forward(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_scenario_ids=None,
+                **kwargs):
+        """One segment `[B, T]` of item tokens, reading and extending the users' `memory` (`None` = no history).
+
+        `context_ids` `[B, T, F]` and `target_scenario_ids` `[B, T]`: see `LSRecItemEmbeddings.forward`.
+        """
         segment_mask = input_ids != PAD_TOKEN_ID if attention_mask is None else attention_mask.bool()
-        hidden_states = self.embeddings(input_ids)
+        hidden_states = self.embeddings(input_ids, context_ids, target_scenario_ids)
         if not self.config.uses_long_memory:
             top, _ = self.encoder(hidden_states, segment_mask)
             return LSRecModelOutput(last_hidden_state=top, user_state=top, gate=torch.zeros_like(top[..., 0]))
@@ -403,7 +423,7 @@ class LSRecModel(LSRecPreTrainedModel):
             long_count=(memory.long_count + segment_mask.sum(1).float()).detach(),
         )
 
-    def encode(self, input_ids, attention_mask=None, memory=None):
+    def encode(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_scenario_ids=None):
         """A whole history `[B, L]` (left-padded, most recent event last), read chunk by chunk.
 
         Chunks of `segment_length` are aligned to the end so the last one is the short segment; earlier
@@ -413,18 +433,22 @@ class LSRecModel(LSRecPreTrainedModel):
         if attention_mask is None:
             attention_mask = input_ids != PAD_TOKEN_ID
         segment = self.config.segment_length
+        side = {"context_ids": context_ids, "target_scenario_ids": target_scenario_ids}
         if not self.config.uses_long_memory:
-            return self(input_ids[:, -segment:], attention_mask[:, -segment:])
+            return self(input_ids[:, -segment:], attention_mask[:, -segment:],
+                        **{k: None if v is None else v[:, -segment:] for k, v in side.items()})
         pad = (-input_ids.shape[1]) % segment
         if pad:
             input_ids = F.pad(input_ids, (pad, 0), value=PAD_TOKEN_ID)
             attention_mask = F.pad(attention_mask, (pad, 0), value=False)
+            side = {k: None if v is None else F.pad(v.movedim(1, -1), (pad, 0)).movedim(-1, 1) for k, v in side.items()}
         output = None
         for start in range(0, input_ids.shape[1], segment):
             chunk_mask = attention_mask[:, start : start + segment]
             if output is None and memory is None and not chunk_mask.any():
                 continue  # leading chunks of pure padding carry nothing
-            output = self(input_ids[:, start : start + segment], chunk_mask, memory)
+            output = self(input_ids[:, start : start + segment], chunk_mask, memory,
+                          **{k: None if v is None else v[:, start : start + segment] for k, v in side.items()})
             memory = output.memory
         return output
 
@@ -486,13 +510,17 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         bias = self.output_bias if item_indices is None else self.output_bias[item_indices]
         return user_state @ reps.T + bias
 
-    def forward(self, input_ids, attention_mask=None, labels=None, memory=None, **kwargs):
+    def forward(self, input_ids, attention_mask=None, labels=None, memory=None, context_ids=None,
+                target_scenario_ids=None, **kwargs):
         r"""
         input_ids (`[batch, seq]`): item tokens (catalog index + 2; 0 = padding, 1 = mask) of one segment.
         labels (`[batch, seq]`, *optional*): catalog index of the item to predict at each position, -100 where none.
         memory (`LSRecMemory`, *optional*): returned by the previous segment of the same users.
+        context_ids (`[batch, seq, features]`, *optional*): ids of `config.feature_names` per event (0 = unknown).
+        target_scenario_ids (`[batch, seq]`, *optional*): the scenario of the event each position predicts.
         """
-        outputs = self.model(input_ids, attention_mask=attention_mask, memory=memory)
+        outputs = self.model(input_ids, attention_mask=attention_mask, memory=memory, context_ids=context_ids,
+                             target_scenario_ids=target_scenario_ids)
         loss = logits = None
         if labels is None:
             logits = self.item_scores(outputs.user_state)
@@ -520,15 +548,39 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         return F.cross_entropy(logits, torch.zeros_like(targets), reduction="sum")
 
     @torch.no_grad()
-    def score_next(self, input_ids, attention_mask=None, memory=None):
-        """Scores `[B, num_items]` of the next item after each (left-padded) history, plus the gate `[B]`."""
+    def score_next(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_context_ids=None):
+        """Scores `[B, num_items]` of the next item after each (left-padded) history, plus the gate `[B]`.
+
+        `context_ids` `[B, L, F]`: the side features of the history's events; `target_context_ids` `[B, F]`: those
+        of the event to recommend (where and when it will be shown; its scenario is the target scenario).
+        """
         if attention_mask is None:
             attention_mask = input_ids != PAD_TOKEN_ID
+        num_features = len(self.config.feature_names)
+        if num_features and (context_ids is not None or target_context_ids is not None):
+            if context_ids is None:
+                context_ids = input_ids.new_zeros(*input_ids.shape, num_features)
+            if target_context_ids is None:
+                target_context_ids = input_ids.new_zeros(input_ids.shape[0], num_features)
+        else:
+            context_ids = target_context_ids = None
+        target_scenario_ids = None
+        if self.config.scenario_feature is not None and context_ids is not None:
+            scenario = self.config.feature_names.index(self.config.scenario_feature)
+            next_scenario = target_context_ids[:, None, scenario]
+            if self.config.objective == "causal":  # each position predicts the event after it
+                target_scenario_ids = torch.cat([context_ids[:, 1:, scenario], next_scenario], dim=1)
+            else:  # each position predicts itself
+                target_scenario_ids = context_ids[..., scenario]
         if self.config.objective == "cloze":  # the slot to predict is a [MASK] after the last event
             slot = torch.full_like(input_ids[:, :1], MASK_TOKEN_ID)
             input_ids = torch.cat([input_ids, slot], dim=1)
             attention_mask = torch.cat([attention_mask, torch.ones_like(slot, dtype=torch.bool)], dim=1)
-        outputs = self.model.encode(input_ids, attention_mask, memory)
+            if context_ids is not None:
+                context_ids = torch.cat([context_ids, target_context_ids[:, None]], dim=1)
+            if target_scenario_ids is not None:
+                target_scenario_ids = torch.cat([target_scenario_ids, next_scenario], dim=1)
+        outputs = self.model.encode(input_ids, attention_mask, memory, context_ids, target_scenario_ids)
         return self.item_scores(outputs.user_state[:, -1]), outputs.gate[:, -1]
 
 

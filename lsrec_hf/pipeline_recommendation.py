@@ -8,12 +8,15 @@ import difflib
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .collator import pad_left
+from .collator import pad_left, pad_left_rows
 from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from .data.errors import shown
+from .context import encode_target_context
 from .evaluation import exclude_history as exclude_items
 from .explain import explain_recommendations, item_name
 from .modeling_lsrec import LSRecForSequentialRecommendation
@@ -29,8 +32,39 @@ class _Users:
     single: bool = False
 
 
+# Close matches are searched for names up to this long: difflib on a 5 MB string takes seconds for nothing.
+_MAX_MATCHED_LENGTH = 500
+
+
+def _is_item(value):
+    return isinstance(value, (str, numbers.Integral)) and not isinstance(value, bool)
+
+
 def _is_history(inputs):
-    return isinstance(inputs, (list, tuple)) and all(isinstance(item, (str, numbers.Integral)) for item in inputs)
+    # one bad item (None, a float...) among ids still makes a history: its check then names that item
+    return isinstance(inputs, (list, tuple)) and (any(map(_is_item, inputs)) or not inputs)
+
+
+def _checked_items(items, where):
+    """`items` (a history or candidates) as a list, or a ValueError naming the argument and the bad item."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple, np.ndarray)):
+        hint = "; for one item pass [item]" if isinstance(items, str) else ""
+        raise ValueError(f"{where} must be a list of item ids or titles, got {type(items).__name__} {shown(items)}{hint}")
+    for position, item in enumerate(items):
+        if not _is_item(item):
+            raise ValueError(f"{where}[{position}]: an item is an id or a title (str or int), got "
+                             f"{type(item).__name__} {shown(item)}")
+    return list(items)
+
+
+def _user_history(user, where):
+    """The item list of one user's input: a history or `{"history": [...]}`."""
+    if isinstance(user, dict):
+        if "history" not in user:
+            raise ValueError(f"{where} needs a 'history' key (a list of item ids or titles); its keys: "
+                             f"{[shown(k) for k in list(user)[:10]]}")
+        return _checked_items(user["history"], f"{where}['history']")
+    return _checked_items(user, where)
 
 
 class RecommendationPipeline(Pipeline):
@@ -101,6 +135,12 @@ class RecommendationPipeline(Pipeline):
             memory (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is
                 then the events since (it may be empty). Only the events of the state's short segment are excluded
                 and explained.
+            scenario (`str`, *optional*): where the recommendation will be shown, for a model trained with a
+                `scenario_feature`; an unseen scenario counts as unknown. The explanation then says how much the
+                scenario changed each item's score.
+            context (`dict`, *optional*): side features of the moment of the recommendation (e.g. `{"hour": 21}`) and
+                the user's features (e.g. `{"gender": "F"}`), by name; unseen values count as unknown. The context of
+                each history event can come with it: `{"history": [...], "context": [{"hour": 20}, ...]}`.
 
         Return:
             Per user, a list of `{"item_id", "title", "score", "explanation"}`, best first (`explanation` is `None`
@@ -112,11 +152,24 @@ class RecommendationPipeline(Pipeline):
             inputs = _Users([inputs], single=True)
         elif isinstance(inputs, (list, tuple)):
             inputs = _Users(list(inputs))
+        elif inputs is None or isinstance(inputs, (str, bytes, numbers.Number)):
+            _checked_items(inputs, "history")  # not a history: raises, saying what it got
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, memory=None,
-                             profile=None):
+                             profile=None, scenario=None, context=None):
         preprocess_params, forward_params = {}, {}
+        config = self.lsrec_model.config
+        if scenario is not None and config.scenario_feature is None:
+            raise ValueError("scenario: this model was trained without a scenario feature (config.scenario_feature)")
+        if context is not None and not isinstance(context, dict):
+            raise TypeError(f"context must be a dict of feature values by name, got {type(context).__name__}")
+        if context is not None or scenario is not None:
+            target = dict(context or {})
+            if scenario is not None:
+                target[config.scenario_feature] = scenario
+            # checks the feature names now: a typo would otherwise change nothing, silently
+            preprocess_params["context"] = (target, encode_target_context(config.feature_vocab, target))
         if profile and memory is not None:
             raise ValueError("profile counts the whole history, and a user state keeps only its latest events: "
                              "pass the history instead of memory")
@@ -128,8 +181,8 @@ class RecommendationPipeline(Pipeline):
                                 f"got {type(memory).__name__}")
             preprocess_params["memory"] = memory
         if top_k is not None:
-            if top_k < 1:
-                raise ValueError(f"top_k must be >= 1, got {top_k}")
+            if not _is_item(top_k) or isinstance(top_k, str) or top_k < 1:
+                raise ValueError(f"top_k must be a whole number >= 1, got {shown(top_k)}")
             forward_params["top_k"] = top_k
         if exclude_history is not None:
             forward_params["exclude_history"] = exclude_history
@@ -151,27 +204,70 @@ class RecommendationPipeline(Pipeline):
         if len(matches) == 1:
             return matches[0]
         if matches:
-            items = ", ".join(f"{catalog.item_ids[i]} ({item_name(catalog, i)})" for i in matches)
-            raise ValueError(f"'{item}' is the title of several items: {items}; pass the item id instead")
-        close = difflib.get_close_matches(str(item).casefold(), self._titles, n=10)
-        close = list(dict.fromkeys(item_name(catalog, self._titles[name][0]) for name in close))[:5]
+            items = ", ".join(f"{catalog.item_ids[i]} ({item_name(catalog, i)})" for i in matches[:10])
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise ValueError(f"{shown(str(item))} is the title of several items: {items}{more}; pass the item id instead")
+        close = []
+        if len(str(item)) <= _MAX_MATCHED_LENGTH:
+            # titles first (what people type), then ids ("m10" for "m100")
+            names = difflib.get_close_matches(str(item).casefold(), self._titles, n=10)
+            close = [item_name(catalog, self._titles[name][0]) for name in names]
+            for item_id in difflib.get_close_matches(str(item), catalog.item_ids, n=5):
+                title = catalog.titles[catalog.index(item_id)]
+                close.append(f"{item_id} ({item_name(catalog, catalog.index(item_id))})" if title else item_id)
+        close = list(dict.fromkeys(close))[:5]
         hint = "; close matches: " + ", ".join(map(repr, close)) if close else ""
-        raise ValueError(f"unknown item '{item}': neither an item id nor a title in the catalog{hint}")
+        raise ValueError(f"unknown item {shown(str(item))}: neither an item id nor a title in the catalog{hint}")
 
-    def preprocess(self, inputs, candidates=None, memory=None):
+    def _indices(self, items, where):
+        """Catalog indices of `items`; an unknown item's error says where it is (`history[3]`, `candidates[0]`)."""
+        indices = []
+        for position, item in enumerate(items):
+            try:
+                indices.append(self.item_index(item))
+            except ValueError as error:
+                raise ValueError(f"{where}[{position}]: {error}") from None
+        return indices
+
+    def _event_context(self, user, history, target):
+        """`[len(history), F]` ids of each history event's context (its own values, else the user's features)."""
+        config = self.lsrec_model.config
+        events = user.get("context") if isinstance(user, dict) else None
+        if events is None:
+            events = [{}] * len(history)
+        if len(events) != len(history):
+            raise ValueError(f"context: {len(events)} event contexts for a history of {len(history)} items")
+        user_features = {name: value for name, value in target.items() if name in (config.user_vocab or {})}
+        return torch.as_tensor(np.stack([encode_target_context(config.feature_vocab, {**user_features, **event})
+                                         for event in events]).reshape(len(history), -1), dtype=torch.long)
+
+    def preprocess(self, inputs, candidates=None, memory=None, context=None):
         if not isinstance(inputs, _Users):  # one user from a dataset or a generator
             inputs = _Users([inputs], single=True)
-        histories = [user["history"] if isinstance(user, dict) else user for user in inputs.histories]
-        tokens = [[self.item_index(item) + NUM_SPECIAL_TOKENS for item in history] for history in histories]
+        # where an item is, for messages: history[3], inputs['history'][3], inputs[1][3]...
+        wheres = [f"inputs[{i}]" for i in range(len(inputs.histories))]
+        if inputs.single:
+            wheres = ["inputs" if isinstance(inputs.histories[0], dict) else "history"]
+        histories = [_user_history(user, where) for user, where in zip(inputs.histories, wheres)]
+        tokens = [[index + NUM_SPECIAL_TOKENS for index in self._indices(history, where)]
+                  for history, where in zip(histories, wheres)]
         if memory is not None and len(tokens) != 1:
             raise ValueError("memory is one user's state: pass that user's new events as a single history")
         if not all(tokens) and (memory is None or memory.empty):
             raise ValueError("every history needs at least one item")
-        model_inputs = {"input_ids": pad_left(tokens, max(map(len, tokens)), PAD_TOKEN_ID), "memory": memory,
+        length = max(map(len, tokens))
+        model_inputs = {"input_ids": pad_left(tokens, length, PAD_TOKEN_ID), "memory": memory,
                         "single": inputs.single}
+        has_context = any(isinstance(user, dict) and user.get("context") is not None for user in inputs.histories)
+        if self.lsrec_model.config.feature_names and (context is not None or has_context):
+            target, target_ids = context or ({}, encode_target_context(self.lsrec_model.config.feature_vocab, {}))
+            event_ids = [self._event_context(user, history, target)
+                         for user, history in zip(inputs.histories, histories)]
+            model_inputs["context_ids"] = pad_left_rows(event_ids, length, len(target_ids))
+            model_inputs["target_context_ids"] = torch.as_tensor(target_ids)[None].expand(len(tokens), -1)
         if candidates is not None:
             allowed = torch.zeros(len(self.lsrec_model.catalog), dtype=torch.bool)
-            allowed[[self.item_index(item) for item in candidates]] = True
+            allowed[self._indices(_checked_items(candidates, "candidates"), "candidates")] = True
             model_inputs["candidates"] = allowed
         return model_inputs
 
@@ -182,7 +278,14 @@ class RecommendationPipeline(Pipeline):
             state = fold_in(model, model_inputs["memory"], input_ids[0])
             segment, memory = segment_and_memory(model, state)
             input_ids = segment[None]
-        scores, _ = model.score_next(input_ids, memory=memory)
+        context = {}
+        if "target_context_ids" in model_inputs:
+            context = {"context_ids": model_inputs["context_ids"][:, -input_ids.shape[1]:],
+                       "target_context_ids": model_inputs["target_context_ids"]}
+            if input_ids.shape[1] > model_inputs["context_ids"].shape[1]:  # the state's segment: events before are unknown
+                context["context_ids"] = pad_left_rows(list(model_inputs["context_ids"]), input_ids.shape[1],
+                                                       model_inputs["context_ids"].shape[2])
+        scores, _ = model.score_next(input_ids, memory=memory, **context)
         scores = scores.float()
         if exclude_history:
             scores = exclude_items(scores, input_ids)
@@ -195,7 +298,11 @@ class RecommendationPipeline(Pipeline):
             for row, values, indices in zip(input_ids, top.values, top.indices):
                 kept = indices[values > float("-inf")].tolist()
                 history = row[row != PAD_TOKEN_ID].tolist()
-                explanations.append(explain_recommendations(model, history, kept, memory))
+                side = None
+                if context:
+                    side = (context["context_ids"][len(explanations), row != PAD_TOKEN_ID],
+                            context["target_context_ids"][len(explanations)])
+                explanations.append(explain_recommendations(model, history, kept, memory, context=side))
         profiles = None
         if profile:
             profiles = [interest_profile(model, (row[row != PAD_TOKEN_ID] - NUM_SPECIAL_TOKENS).tolist())

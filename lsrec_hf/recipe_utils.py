@@ -11,6 +11,7 @@ from .evaluation import evaluate_ranking
 from .model_card import build_model_card
 from .sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from .checkpointing import write_json
+from .context import build_vocab, encode_features, feature_columns
 from .training import format_metrics_table
 
 
@@ -66,10 +67,26 @@ def load_dataset(data_args, parser, accelerator):
         return load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
 
 
-def make_splits(data, data_args, accelerator, catalog=None):
-    """The data's user sequences (over `catalog`, default the data's own) and the evaluation split."""
+def feature_vocabularies(data, context_features, user_features):
+    """`(context_vocab, user_vocab)` of the named features in `data` (None where none are asked for)."""
+    frame = feature_columns(data, context_features, user_features)
+    context_vocab = {name: build_vocab(frame[name]) for name in context_features} or None
+    user_vocab = {name: build_vocab(frame[name]) for name in user_features} or None
+    return context_vocab, user_vocab
+
+
+def make_splits(data, data_args, accelerator, catalog=None, config=None):
+    """The data's user sequences (over `catalog`, default the data's own) and the evaluation split.
+
+    With a model `config` that embeds side features, the sequences carry their ids (values unknown to the
+    config's vocabularies get id 0).
+    """
     catalog = catalog or data.catalog
-    sequences = build_user_sequences(data.interactions, catalog)
+    features = None
+    if config is not None and config.feature_names:
+        frame = feature_columns(data, sorted(config.context_vocab or {}), sorted(config.user_vocab or {}))
+        features = encode_features(frame, config.feature_vocab)
+    sequences = build_user_sequences(data.interactions, catalog, features)
     if data_args.split == "leave-one-out":
         splits = leave_one_out(sequences)
     else:
@@ -105,6 +122,8 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     print(f"\n{data.name}, {splits.protocol}, full ranking over {num_items} items "
           f"({len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
     print(format_metrics_table(test))
+    for scenario, metrics in test.get("per_scenario", {}).items():
+        print(f"\nscenario {scenario} ({metrics['num_users']} test users)\n{format_metrics_table(metrics)}")
     print(f"\nmodel and eval_results.json saved to {train_args.output_dir}")
     if hub_args.push_to_hub:
         # The pushed card carries the test metrics; without --hub_private the account's default visibility.

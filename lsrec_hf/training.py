@@ -75,7 +75,7 @@ def _save_best(model, directory):
 def _segment_steps_per_epoch(sampler, sequences, collator, segment_length):
     """Optimizer steps in one epoch: one per segment of every batch (its longest user sets the count)."""
     shift = 1 if collator.objective == "causal" else 0
-    longest = [max(min(len(sequences[i]) - shift, collator.max_length or 10**12) for i in batch) for batch in sampler]
+    longest = [max(min(len(sequences[i][0]) - shift, collator.max_length or 10**12) for i in batch) for batch in sampler]
     return sum(max(1, -(-n // segment_length)) for n in longest)
 
 
@@ -102,14 +102,23 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     checkpoint_dir = os.path.join(args.output_dir, "checkpoints")
     last_dir, best_dir = os.path.join(checkpoint_dir, "last"), os.path.join(checkpoint_dir, "best")
 
-    train_sequences = [seq for seq in splits.train if len(seq) >= 2 or config.objective == "cloze"]
+    contexts = splits.train_context if config.feature_names else None
+    if config.feature_names and contexts is None:
+        raise DataError(f"training: the model embeds side features {config.feature_names} but the data has none; "
+                        "build the sequences with `features=` (see lsrec_hf.context)")
+    contexts = contexts or [None] * len(splits.train)
+    train_sequences = [(seq, context) for seq, context in zip(splits.train, contexts)
+                       if len(seq) >= 2 or config.objective == "cloze"]
     if not train_sequences:
         raise DataError("training: no user has enough events to train on (a causal model needs 2 training events per user; "
                         "leave-one-out holds out the last 2)")
-    sampler = LengthBucketSampler([len(s) for s in train_sequences], args.batch_size, shuffle=True,
+    sampler = LengthBucketSampler([len(s) for s, _ in train_sequences], args.batch_size, shuffle=True,
                                   seed=args.seed, min_batch_size=accelerator.num_processes)
+    scenario_index = (config.feature_names.index(config.scenario_feature)
+                      if config.scenario_feature is not None else None)
     collator = TrainingCollator(config.segment_length, config.objective, config.mask_prob,
-                                args.max_history_length, accelerator.num_processes, accelerator.process_index)
+                                args.max_history_length, accelerator.num_processes, accelerator.process_index,
+                                scenario_index)
     loader = DataLoader(train_sequences, batch_sampler=sampler, collate_fn=collator)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,

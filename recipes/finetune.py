@@ -95,7 +95,7 @@ def main(argv=None):
         raise DataError(f"{finetune_args.base_model}: no catalog.json beside the weights; cannot map items to the model")
     data = load_dataset(data_args, parser, accelerator)
     added = grow_catalog(base, data.catalog, accelerator)
-    sequences, splits = make_splits(data, data_args, accelerator, catalog=base.catalog)
+    sequences, splits = make_splits(data, data_args, accelerator, catalog=base.catalog, config=base.config)
 
     if added and not finetune_args.full_finetune:
         # The adapter needs the grown base beside it: it is saved once and the adapter points at it.

@@ -17,8 +17,8 @@ from transformers import HfArgumentParser
 
 import lsrec_hf
 from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES
-from lsrec_hf.recipe_utils import (DataArguments, HubArguments, load_dataset, make_splits, run_recipe, setup_logging,
-                                   test_and_save)
+from lsrec_hf.recipe_utils import (DataArguments, HubArguments, feature_vocabularies, load_dataset, make_splits,
+                                   run_recipe, setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -38,6 +38,13 @@ class ModelArguments:
     segment_length: int = field(default=50, metadata={"help": "Events in the short segment / each long-memory chunk."})
     memory_length: int = field(default=50, metadata={"help": "Cached states per layer (XL memory)."})
     loss: str = field(default="full", metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
+    context_features: str | None = field(default=None, metadata={"help": "Comma-separated per-event features to embed: interaction columns and/or derived 'hour', 'weekday'."})
+    scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics."})
+    user_features: str | None = field(default=None, metadata={"help": "Comma-separated columns of the users table to embed as a user token (e.g. 'age,gender,occupation')."})
+
+
+def _names(text):
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def main(argv=None):
@@ -48,7 +55,10 @@ def main(argv=None):
     set_seed(train_args.seed)
 
     data = load_dataset(data_args, parser, accelerator)
-    sequences, splits = make_splits(data, data_args, accelerator)
+    context_features = _names(model_args.context_features)
+    if model_args.scenario_feature and model_args.scenario_feature not in context_features:
+        context_features.append(model_args.scenario_feature)
+    context_vocab, user_vocab = feature_vocabularies(data, context_features, _names(model_args.user_features))
     use_text = model_args.text_encoder not in (None, "", "none")
     if use_text:
         with accelerator.main_process_first():  # encoded once, then read from the cache
@@ -60,8 +70,11 @@ def main(argv=None):
         content_dim=embeddings.shape[1] if use_text else 0,
         use_content=use_text,
         text_encoder=model_args.text_encoder if use_text else None,
-        **{k: v for k, v in vars(model_args).items() if k != "text_encoder"},
+        context_vocab=context_vocab,
+        user_vocab=user_vocab,
+        **{k: v for k, v in vars(model_args).items() if k not in ("text_encoder", "context_features", "user_features")},
     )
+    sequences, splits = make_splits(data, data_args, accelerator, config=config)
     model = lsrec_hf.LSRecForSequentialRecommendation(config)
     if use_text:
         model.model.embeddings.content_embeddings.copy_(embeddings)
