@@ -185,3 +185,18 @@ def test_matches_recbole_formulas(seed):
     for key, value in expected.items():
         assert ours[key] == pytest.approx(value, abs=1e-12), key
     assert ours["num_users"] == num_users
+
+
+def test_equals_recboles_own_code_on_fixed_ranked_lists():
+    """tests/data/recbole_metric_oracle.json: RecBole 1.2.1's Hit/NDCG/MRR classes run on seeded ranked lists
+    (bench/recbole_metric_oracle.py, in RecBole's environment); ours must give the same numbers."""
+    import json
+    import pathlib
+
+    from lsrec_hf.metrics import compute_ranking_metrics
+
+    oracle = json.loads((pathlib.Path(__file__).parent / "data" / "recbole_metric_oracle.json").read_text())
+    ours = compute_ranking_metrics(oracle["ranked"], oracle["targets"], oracle["topk"], num_items=oracle["num_items"])
+    assert len(oracle["values"]) == 12
+    for name, value in oracle["values"].items():
+        assert ours[name.replace("hit@", "hr@")] == pytest.approx(value, abs=1e-11), name
