@@ -1,0 +1,153 @@
+"""Cold-start items on MovieLens-100K: items nobody interacted with during training, ranked through their text.
+
+    python bench/cold_start.py --seeds 42 43 44 --threads 1
+    python bench/cold_start.py --dataset path/to/ml-100k-slice --seeds 1 --num_epochs 2   # a quick check
+
+A fixed, seeded `--cold_fraction` of the items is held out: every event of those items is removed from training
+(and from validation), and the model is trained on the remaining catalog. The held-out items then arrive as
+new items (`extend_catalog`: their token is their text through the trained projection, id embedding zero,
+output bias the mean bias), and the whole test split is ranked over the full catalog, history items excluded
+(the same leave-one-out test events as every other benchmark). Metrics are reported separately on test events
+whose target is a cold item and on the rest.
+
+Compared: text+id items (the default), id-only items (a cold item is then only its mean bias: chance among the
+cold), and most-popular (cold items have no training events, so it cannot rank them above any warm item).
+Prints a markdown table, writes bench/results/cold_start.json.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from common import write_result
+import lsrec_hf
+from lsrec_hf.baselines import MostPopular, rank_baseline
+from lsrec_hf.catalog import ItemCatalog
+from lsrec_hf.data import load_data
+from lsrec_hf.evaluation import rank_examples
+from lsrec_hf.metrics import compute_ranking_metrics
+from lsrec_hf.sequences import EvalExamples, Splits, build_user_sequences, leave_one_out
+from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
+from lsrec_hf.training import TrainingArguments, train
+
+VARIANTS = ["text+id", "id-only", "most-popular"]
+METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20"]
+
+
+def reorder_catalog(catalog, cold):
+    """The catalog with warm items first (the training catalog) and the cold ones after (the catalog growth)."""
+    order = [i for i in range(len(catalog)) if not cold[i]] + [i for i in range(len(catalog)) if cold[i]]
+    pick = lambda values: [values[i] for i in order]  # noqa: E731
+    return ItemCatalog(pick(catalog.item_ids), pick(catalog.titles), pick(catalog.texts),
+                       {k: pick(v) for k, v in catalog.attributes.items()}), order
+
+
+def warm_splits(splits, num_warm):
+    """Training parts without cold events; validation restricted to warm targets and warm history items."""
+    valid = splits.valid
+    rows = [i for i, t in enumerate(valid.targets) if t < num_warm and (valid.histories[i] < num_warm).any()]
+    valid = EvalExamples([valid.user_ids[i] for i in rows], [valid.histories[i][valid.histories[i] < num_warm] for i in rows],
+                         valid.targets[rows])
+    train_parts = [seq[seq < num_warm] for seq in splits.train]
+    return Splits(train=[s for s in train_parts if len(s)], valid=valid, test=splits.test, protocol=splits.protocol)
+
+
+def split_metrics(ranked, targets, num_warm, num_items):
+    targets = np.asarray(targets)
+    result = {}
+    for name, rows in (("cold", np.flatnonzero(targets >= num_warm)), ("warm", np.flatnonzero(targets < num_warm))):
+        result[name] = compute_ranking_metrics([ranked[r] for r in rows], targets[rows], (10, 20), num_items)
+    return result
+
+
+def run_model(use_text, seed, catalog, content, num_warm, splits, args):
+    set_seed(seed)
+    config = lsrec_hf.LSRecConfig(num_items=num_warm, content_dim=content.shape[1] if use_text else 0,
+                                  use_content=use_text, text_encoder=DEFAULT_TEXT_ENCODER if use_text else None)
+    model = lsrec_hf.LSRecForSequentialRecommendation(config)
+    if use_text:
+        model.model.embeddings.content_embeddings.copy_(content[:num_warm])
+    model.catalog = ItemCatalog(catalog.item_ids[:num_warm], catalog.titles[:num_warm], catalog.texts[:num_warm],
+                                {k: v[:num_warm] for k, v in catalog.attributes.items()})
+    start = time.perf_counter()
+    name = "text_id" if use_text else "id_only"
+    train(model, warm_splits(splits, num_warm), TrainingArguments(
+        output_dir=os.path.join(args.work_dir, f"{name}_seed{seed}"), num_epochs=args.num_epochs, seed=seed),
+        Accelerator(cpu=True))
+    seconds = time.perf_counter() - start
+    model.extend_catalog(catalog, content[num_warm:] if use_text else None)  # the cold items arrive
+    ranked, targets, _ = rank_examples(model, splits.test, top_k=20)
+    return split_metrics(ranked, targets, num_warm, len(catalog)), seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--cold_fraction", type=float, default=0.15)
+    parser.add_argument("--cold_seed", type=int, default=0, help="the fixed choice of cold items")
+    parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--work_dir", default="outputs/bench_cold_start")
+    parser.add_argument("--out", default="bench/results/cold_start.json")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    data = load_data(args.dataset)
+    cold = np.zeros(len(data.catalog), dtype=bool)
+    rng = np.random.default_rng(args.cold_seed)
+    cold[rng.choice(len(cold), size=int(round(args.cold_fraction * len(cold))), replace=False)] = True
+    catalog, order = reorder_catalog(data.catalog, cold)
+    num_warm = int((~cold).sum())
+    content = encode_texts(catalog.texts, DEFAULT_TEXT_ENCODER, show_progress_bar=False)
+    splits = leave_one_out(build_user_sequences(data.interactions, catalog))
+    cold_targets = int((splits.test.targets >= num_warm).sum())
+    print(f"[cold_start] {len(cold) - num_warm} cold items of {len(cold)}; {cold_targets} of {len(splits.test)} "
+          f"test targets are cold", flush=True)
+
+    runs = []
+    popular = MostPopular(warm_splits(splits, num_warm).train, len(catalog))
+    ranked = rank_baseline(popular, splits.test, top_k=20)
+    runs.append({"variant": "most-popular", "seed": None, "train_seconds": 0.0,
+                 "metrics": split_metrics(ranked, splits.test.targets, num_warm, len(catalog))})
+    for seed in args.seeds:
+        for use_text in (True, False):
+            metrics, seconds = run_model(use_text, seed, catalog, content, num_warm, splits, args)
+            variant = "text+id" if use_text else "id-only"
+            runs.append({"variant": variant, "seed": seed, "metrics": metrics, "train_seconds": seconds})
+            print(f"[cold_start] {variant} seed {seed}: cold NDCG@10 {metrics['cold']['ndcg@10']:.4f}, "
+                  f"warm {metrics['warm']['ndcg@10']:.4f} ({seconds:.0f}s)", flush=True)
+
+    summary = {}
+    for variant in VARIANTS:
+        rows = [r for r in runs if r["variant"] == variant]
+        summary[variant] = {part: {m: (statistics.fmean(v := [r["metrics"][part][m] for r in rows]),
+                                       statistics.stdev(v) if len(v) > 1 else 0.0) for m in METRICS}
+                            for part in ("cold", "warm")}
+        summary[variant]["n"] = len(rows)
+    print(f"\n| items | test events ({cold_targets} cold, {len(splits.test) - cold_targets} warm) | n | HR@10 | NDCG@10 | "
+          "MRR@10 | HR@20 | NDCG@20 |\n|---|---|---|---|---|---|---|---|")
+    for variant, entry in summary.items():
+        for part in ("cold", "warm"):
+            print(f"| {variant} | {part} targets | {entry['n']} | "
+                  + " | ".join(f"{entry[part][m][0]:.4f} ± {entry[part][m][1]:.4f}" for m in METRICS) + " |")
+    ratio = None
+    if summary["most-popular"]["cold"]["ndcg@10"][0] > 0:
+        ratio = summary["text+id"]["cold"]["ndcg@10"][0] / summary["most-popular"]["cold"]["ndcg@10"][0]
+    print(f"\ncold NDCG@10, text+id / most-popular: {'undefined (most-popular scores 0 on cold targets)' if ratio is None else f'{ratio:.1f}x'}")
+    write_result(args.out, {"dataset": args.dataset, "seeds": args.seeds, "cold_fraction": args.cold_fraction,
+                            "cold_seed": args.cold_seed, "num_cold_items": int(cold.sum()),
+                            "cold_test_targets": cold_targets, "num_epochs": args.num_epochs,
+                            "cold_item_ids": [data.catalog.item_ids[i] for i in np.flatnonzero(cold)],
+                            "summary": summary, "runs": runs, "ndcg@10_ratio_text_vs_popular_on_cold": ratio})
+
+
+if __name__ == "__main__":
+    main()
