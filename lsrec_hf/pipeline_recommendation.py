@@ -41,8 +41,10 @@ def _is_item(value):
 
 
 def _is_history(inputs):
-    # one bad item (None, a float...) among ids still makes a history: its check then names that item
-    return isinstance(inputs, (list, tuple)) and (any(map(_is_item, inputs)) or not inputs)
+    # a list of several users holds only lists and dicts; anything else (an id, None, a float...) makes it one
+    # history, whose check then names a bad item
+    users = (list, tuple, dict, np.ndarray)
+    return isinstance(inputs, (list, tuple)) and (not inputs or not all(isinstance(user, users) for user in inputs))
 
 
 def _checked_items(items, where):
@@ -61,8 +63,8 @@ def _user_history(user, where):
     """The item list of one user's input: a history or `{"history": [...]}`."""
     if isinstance(user, dict):
         if "history" not in user:
-            raise ValueError(f"{where} needs a 'history' key (a list of item ids or titles); its keys: "
-                             f"{[shown(k) for k in list(user)[:10]]}")
+            keys = ", ".join(shown(key) for key in list(user)[:10])
+            raise ValueError(f"{where} needs a 'history' key (a list of item ids or titles); its keys: {keys}")
         return _checked_items(user["history"], f"{where}['history']")
     return _checked_items(user, where)
 

@@ -71,9 +71,17 @@ def test_every_interaction_item_is_in_the_catalog(atomic_dir):
     assert all(item in data.catalog for item in data.interactions["item_id"])
 
 
-def test_duplicate_user_item_timestamp_rows_are_kept_and_counted(atomic_dir, caplog):
+def test_duplicate_user_item_timestamp_rows_are_dropped_and_counted(atomic_dir, caplog):
+    data = load(atomic_dir)
+    assert data.interactions.num_rows == 4 and data.interactions["timestamp"] == [100.0, 200.0, 150.0, 160.0]
+    assert data.report["rows_read"] == 5 and data.report["duplicates_dropped"] == 1
+    assert "toy: dropped 1 duplicate events" in caplog.text
+
+
+def test_duplicates_keep_keeps_them_and_says_so(atomic_dir, caplog):
     caplog.set_level(logging.INFO, logger="lsrec_hf.data")
-    assert load(atomic_dir).interactions.num_rows == 5
+    data = load(atomic_dir, duplicates="keep")
+    assert data.interactions.num_rows == 5 and data.report["duplicates_dropped"] == 0
     assert "toy: 1 rows repeat an earlier (user_id, item_id, timestamp); they are kept" in caplog.text
 
 
@@ -188,7 +196,7 @@ def test_load_data_reads_an_atomic_folder(atomic_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = load_data(data_dir=atomic_dir)
-    assert data.name == "toy" and data.interactions.num_rows == 5
+    assert data.name == "toy" and data.interactions.num_rows == 4  # one duplicate event dropped
 
 
 tokens = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=6)
@@ -200,7 +208,7 @@ rows = st.lists(st.tuples(tokens, tokens, st.integers(0, 5), st.integers(0, 2**4
 def test_random_rows_round_trip_through_an_inter_file(tmp_path, rows):
     lines = "".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in rows)
     write(tmp_path / "rt.inter", INTER + lines)
-    data = load(tmp_path)
+    data = load(tmp_path, duplicates="keep")  # random rows may repeat one
     assert data.interactions["user_id"] == [u for u, _, _, _ in rows]
     assert data.interactions["item_id"] == [i for _, i, _, _ in rows]
     assert data.interactions["rating"] == [float(r) for _, _, r, _ in rows]

@@ -24,9 +24,13 @@ def load_data(source="ml-100k", data_dir=None, **kwargs):
     - ``source="ml-100k"`` without ``data_dir``: fetched once by :func:`fetch_ml100k_offline`.
     - ``source="ml-1m"``, ``"ml-20m"``, ... without ``data_dir``: downloaded from GroupLens.
 
-    ``kwargs`` are passed to the loader (e.g. ``text_template``, ``name``); ``cache_dir`` goes to
-    the download.
+    ``kwargs`` are passed to the loader (e.g. ``text_template``, ``name``, ``duplicates``);
+    ``cache_dir`` goes to the download. What loading counted (rows read, duplicates dropped, items
+    without text...) is in the returned dataset's ``report``.
     """
+    for argument, value in (("source", source), ("data_dir", data_dir)):
+        if not isinstance(value, (str, os.PathLike)) and not (argument == "data_dir" and value is None):
+            raise DataError(f"{argument} must be a dataset name or a path, got {type(value).__name__} {value!r:.80}")
     cache_dir = kwargs.pop("cache_dir", None)
     path = data_dir
     if path is None:

@@ -11,7 +11,7 @@ They are tab-separated with a header of ``name:type`` fields, e.g.::
 import os
 
 from ..catalog import DEFAULT_TEXT_TEMPLATE
-from .errors import DataError
+from .errors import DataError, shown
 from .reader import read_delimited, separator_hint
 from .recdataset import GENRES, TITLE, YEAR, build_rec_dataset
 
@@ -25,14 +25,15 @@ def read_atomic_file(path, encoding="utf-8"):
     """Read one atomic file; columns lose their ``:type`` suffix. Returns ``(table, {column: type})``."""
     table = read_delimited(path, "\t", encoding=encoding)
     if len(table.frame.columns) == 1:
-        hint = separator_hint(table.frame.columns[0], "\t")
+        field = table.frame.columns[0]
+        hint = separator_hint(field, "\t")
         if hint:
-            raise DataError(f"{path}, line 1: the header has a single field{hint}; atomic files are tab-separated")
+            raise DataError(f"{path}, line 1: the header has a single field {shown(field)}{hint}; atomic files are tab-separated")
     names, types = [], {}
     for column in table.frame.columns:
         name, _, kind = column.partition(":")
         if name in types:
-            raise DataError(f"{path}, line 1: field {name!r} appears twice in the header")
+            raise DataError(f"{path}, line 1: field {shown(name)} appears twice in the header")
         names.append(name)
         types[name] = kind or "token"
     table.original = dict(zip(names, table.frame.columns))
@@ -54,7 +55,7 @@ def _item_table(path, encoding):
     return table.rename(renames, argument="the .item header")
 
 
-def load_atomic(directory, name=None, text_template=DEFAULT_TEXT_TEMPLATE, encoding="utf-8"):
+def load_atomic(directory, name=None, text_template=DEFAULT_TEXT_TEMPLATE, encoding="utf-8", duplicates="drop"):
     """Load a RecBole atomic dataset.
 
     Args:
@@ -62,6 +63,9 @@ def load_atomic(directory, name=None, text_template=DEFAULT_TEXT_TEMPLATE, encod
         name: dataset name; found from the single ``*.inter`` file of the folder when not given.
         text_template: builds each item's text from its fields (``title``, ``year``, ``genres``
             and any other ``.item`` column by its name without ``:type``).
+        encoding: text encoding of the files.
+        duplicates: "drop" (default) or "keep" rows that repeat an earlier (user, item, timestamp),
+            see :class:`~lsrec_hf.data.RecDataset`.
 
     ``movie_title``/``name``/... become ``title``, ``release_year`` becomes ``year`` and
     ``class``/``genre``/``categories`` become the ``genres`` list; other ``.item`` columns are
@@ -81,4 +85,4 @@ def load_atomic(directory, name=None, text_template=DEFAULT_TEXT_TEMPLATE, encod
     item_path, user_path = (os.path.join(directory, f"{name}.{ext}") for ext in ("item", "user"))
     items = _item_table(item_path, encoding) if os.path.exists(item_path) else None
     users = read_atomic_file(user_path, encoding)[0] if os.path.exists(user_path) else None
-    return build_rec_dataset(interactions, items, users, name, text_template)
+    return build_rec_dataset(interactions, items, users, name, text_template, duplicates=duplicates)

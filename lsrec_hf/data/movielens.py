@@ -9,6 +9,9 @@ Three layouts, told apart by their files:
   ``::``-separated, latin-1.
 - ``ml-20m``, ``ml-25m``, ``ml-32m``, ``ml-latest(-small)``: ``ratings.csv`` and ``movies.csv``
   (``movieId,title,genres``), UTF-8.
+
+Every file is read as UTF-8, or as latin-1 where it is not valid UTF-8 (logged): a latin-1
+original and a copy re-saved as UTF-8 both load; ``encoding=`` forces one.
 """
 
 import glob
@@ -29,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..catalog import DEFAULT_TEXT_TEMPLATE
 from ..utils import cache_root
-from .errors import DataError
+from .errors import DataError, shown
 from .reader import read_delimited
 from .recdataset import GENRES, ITEM, RATING, TIME, TITLE, USER, YEAR, build_rec_dataset
 
@@ -53,16 +56,18 @@ LAYOUT_FILES = {"ml-100k": "u.data", "ml-1m": "ratings.dat", "csv": "ratings.csv
 USER_COLUMNS_100K = [USER, "age", "gender", "occupation", "zip_code"]
 USER_COLUMNS_1M = [USER, "gender", "age", "occupation", "zip_code"]
 
-_TITLE_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
+# Searched from the "(": a pattern that starts with ".*?\s*" takes quadratic time on a title with a
+# long run of spaces (a 5 MB field would never finish).
+_YEAR = re.compile(r"\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
 
 
 def split_title_year(title):
     """``"Toy Story (1995)"`` -> ``("Toy Story", "1995")``; ``("unknown", "")`` when there is no year."""
     title = title.strip()
-    match = _TITLE_YEAR.match(title)
-    if match is None or not match["title"]:
+    match = _YEAR.search(title)
+    if match is None or not title[: match.start()].strip():
         return title, ""
-    return match["title"], match["year"]
+    return title[: match.start()].rstrip(), match["year"]
 
 
 def movielens_layout(directory):
@@ -91,11 +96,11 @@ def _split_genres(table, sep="|"):
     return table
 
 
-def _ml100k_genres(directory):
+def _ml100k_genres(directory, encoding):
     path = os.path.join(directory, "u.genre")
     if not os.path.isfile(path):
         return list(ML100K_GENRES)
-    table = read_delimited(path, "|", names=["genre", "index"], encoding="latin-1")
+    table = read_delimited(path, "|", names=["genre", "index"], encoding=encoding)
     order = pd.to_numeric(table.frame["index"], errors="coerce")
     if order.isna().any():
         i = int(np.argmax(order.isna().to_numpy()))
@@ -103,15 +108,27 @@ def _ml100k_genres(directory):
     return list(table.frame["genre"].iloc[np.argsort(order.to_numpy(), kind="stable")])
 
 
-def _load_ml100k(directory):
-    interactions = read_delimited(os.path.join(directory, "u.data"), "\t", names=[USER, ITEM, RATING, TIME])
+def _check_flags(table, flags):
+    """Genre flags are 0 or 1; anything else means shifted fields, not a genre left out."""
+    for column in flags:
+        bad = ~table.frame[column].str.strip().isin(["0", "1"]).to_numpy(bool)
+        if bad.any():
+            i = int(np.argmax(bad))
+            genre = column.partition(":")[2]
+            value = table.frame[column].iloc[i]
+            raise DataError(f"{table.where(i)}: the {genre!r} genre flag must be 0 or 1, got {shown(value)}")
+
+
+def _load_ml100k(directory, encoding):
+    interactions = read_delimited(os.path.join(directory, "u.data"), "\t", names=[USER, ITEM, RATING, TIME], encoding=encoding)
     items, users = None, None
     item_path = os.path.join(directory, "u.item")
     if os.path.isfile(item_path):
-        genres = _ml100k_genres(directory)
+        genres = _ml100k_genres(directory, encoding)
         flags = [f"flag:{g}" for g in genres]
         names = [ITEM, TITLE, "release_date", "video_release_date", "url", *flags]
-        items = read_delimited(item_path, "|", names=names, encoding="latin-1")
+        items = read_delimited(item_path, "|", names=names, encoding=encoding)
+        _check_flags(items, flags)
         rows = items.frame[flags].itertuples(index=False)
         items.frame[GENRES] = [[g for g, flag in zip(genres, row) if flag.strip() == "1"] for row in rows]
         items.frame = items.frame.drop(columns=[*flags, "video_release_date"])
@@ -122,41 +139,43 @@ def _load_ml100k(directory):
         items.frame.loc[missing, YEAR] = dates.str.extract(r"(\d{4})\s*$", expand=False).fillna("")
     user_path = os.path.join(directory, "u.user")
     if os.path.isfile(user_path):
-        users = read_delimited(user_path, "|", names=USER_COLUMNS_100K, encoding="latin-1")
+        users = read_delimited(user_path, "|", names=USER_COLUMNS_100K, encoding=encoding)
     return interactions, items, users
 
 
-def _load_ml1m(directory):
+def _load_ml1m(directory, encoding):
     ratings_path = os.path.join(directory, "ratings.dat")
-    interactions = read_delimited(ratings_path, "::", names=[USER, ITEM, RATING, TIME], encoding="latin-1")
+    interactions = read_delimited(ratings_path, "::", names=[USER, ITEM, RATING, TIME], encoding=encoding)
     items, users = None, None
     item_path, user_path = os.path.join(directory, "movies.dat"), os.path.join(directory, "users.dat")
     if os.path.isfile(item_path):
-        items = read_delimited(item_path, "::", names=[ITEM, TITLE, GENRES], encoding="latin-1")
+        items = read_delimited(item_path, "::", names=[ITEM, TITLE, GENRES], encoding=encoding)
         items = _split_genres(_with_title_year(items))
     if os.path.isfile(user_path):
-        users = read_delimited(user_path, "::", names=USER_COLUMNS_1M, encoding="latin-1")
+        users = read_delimited(user_path, "::", names=USER_COLUMNS_1M, encoding=encoding)
     return interactions, items, users
 
 
-def _load_csv(directory):
+def _load_csv(directory, encoding):
     layout = "the MovieLens layout"
-    interactions = read_delimited(os.path.join(directory, "ratings.csv"), ",", quoted=True)
-    interactions = interactions.rename({USER: "userId", ITEM: "movieId"}, argument=layout)
+    interactions = read_delimited(os.path.join(directory, "ratings.csv"), ",", encoding=encoding, quoted=True)
+    interactions = interactions.rename({USER: "userId", ITEM: "movieId"}, argument=layout, sep_argument=None)
     items = None
     item_path = os.path.join(directory, "movies.csv")
     if os.path.isfile(item_path):
-        items = read_delimited(item_path, ",", quoted=True)
-        items = items.rename({ITEM: "movieId", TITLE: "title", GENRES: "genres"}, argument=layout)
+        items = read_delimited(item_path, ",", encoding=encoding, quoted=True)
+        items = items.rename({ITEM: "movieId", TITLE: "title", GENRES: "genres"}, argument=layout, sep_argument=None)
         items = _split_genres(_with_title_year(items))
     return interactions, items, None
 
 
-def load_movielens(directory, name=None, text_template=DEFAULT_TEXT_TEMPLATE):
+def load_movielens(directory, name=None, text_template=DEFAULT_TEXT_TEMPLATE, encoding=None, duplicates="drop"):
     """Load a GroupLens MovieLens folder (ml-100k, ml-1m/10m or the ratings.csv releases).
 
     Titles lose their trailing "(1995)", which becomes the ``year`` attribute; genres become a
-    list. ``name`` defaults to the folder name.
+    list. ``name`` defaults to the folder name. ``encoding`` of every file: by default UTF-8, or
+    latin-1 for a file that is not valid UTF-8. ``duplicates``: "drop" (default) or "keep" rows
+    that repeat an earlier (user, item, timestamp), see :class:`~lsrec_hf.data.RecDataset`.
     """
     if not os.path.isdir(directory):
         raise DataError(f"directory {directory} does not exist")
@@ -164,9 +183,9 @@ def load_movielens(directory, name=None, text_template=DEFAULT_TEXT_TEMPLATE):
     if layout is None:
         raise DataError(f"{directory}: not a MovieLens folder; expected one of {sorted(LAYOUT_FILES.values())} in it")
     loader = {"ml-100k": _load_ml100k, "ml-1m": _load_ml1m, "csv": _load_csv}[layout]
-    interactions, items, users = loader(folder)
+    interactions, items, users = loader(folder, encoding)
     name = name or os.path.basename(os.path.normpath(folder))
-    return build_rec_dataset(interactions, items, users, name, text_template, integer_ids=True)
+    return build_rec_dataset(interactions, items, users, name, text_template, integer_ids=True, duplicates=duplicates)
 
 
 def _download(url, path):

@@ -8,7 +8,9 @@ import codecs
 import csv
 import io
 import json
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +19,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from .errors import DataError
+from .errors import DataError, shown, shown_columns
 
+logger = logging.getLogger(__name__)
+
+_MAX_BLOCK = 2**31 - 1  # pyarrow's block size is a 32-bit int
 _SEPARATOR_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "'|'", "::": "'::'", " ": "space"}
 
 
@@ -28,7 +33,8 @@ class Table:
 
     ``unit`` is ``"line"`` for text files (1-based line of the file, the header being line 1) and
     ``"row"`` for Parquet files and ``datasets.Dataset`` (1-based record). ``original`` maps a
-    renamed column back to its name in the source.
+    renamed column back to its name in the source. ``blank_lines`` counts the blank lines of the
+    source that were skipped (whitespace only, or every field empty), so that none goes uncounted.
     """
 
     frame: pd.DataFrame
@@ -36,6 +42,7 @@ class Table:
     lines: np.ndarray
     unit: str = "line"
     original: dict = field(default_factory=dict)
+    blank_lines: int = 0
 
     def __len__(self):
         return len(self.frame)
@@ -49,16 +56,21 @@ class Table:
 
     def subset(self, mask):
         mask = np.asarray(mask)
-        return Table(self.frame[mask].reset_index(drop=True), self.source, self.lines[mask], self.unit, dict(self.original))
+        frame = self.frame[mask].reset_index(drop=True)
+        return Table(frame, self.source, self.lines[mask], self.unit, dict(self.original), self.blank_lines)
 
-    def rename(self, mapping, argument="column_map"):
-        """Rename source columns to the library's names; ``mapping`` is {our name: source column}."""
+    def rename(self, mapping, argument="column_map", sep_argument="sep"):
+        """Rename source columns to the library's names; ``mapping`` is {our name: source column}.
+
+        ``sep_argument`` is the caller's argument that sets the separator, named in the hint for a
+        file that did not split into columns (None: the caller has none).
+        """
         columns = list(self.frame.columns)
-        hint = separator_hint(str(columns[0]), None) if len(columns) == 1 else ""
         for ours, theirs in mapping.items():
             if theirs not in columns:
                 raise DataError(
-                    f"{self.source}: column {theirs!r} (the {ours} column, from {argument}) not found; columns: {columns}{hint}"
+                    f"{self.source}: column {shown(theirs)} (the {ours} column, from {argument}) not found; "
+                    f"columns: {self.columns_hint(sep_argument)}"
                 )
         if len(set(mapping.values())) != len(mapping):
             raise DataError(f"{argument} maps two names to the same column: {mapping}")
@@ -70,13 +82,19 @@ class Table:
                 f"{clash[0]!r} column; map {clash[0]!r} to it or rename one of them"
             )
         original = {**self.original, **{ours: self.original.get(theirs, theirs) for theirs, ours in renamed.items()}}
-        return Table(self.frame.rename(columns=renamed), self.source, self.lines, self.unit, original)
+        return Table(self.frame.rename(columns=renamed), self.source, self.lines, self.unit, original, self.blank_lines)
+
+    def columns_hint(self, sep_argument="sep"):
+        """The source's columns for a message, with a separator hint when there is a single one."""
+        columns = [self.original.get(c, c) for c in self.frame.columns]
+        hint = separator_hint(str(columns[0]), None, sep_argument) if len(columns) == 1 else ""
+        return shown_columns(columns) + hint
 
 
 def check_encoding(encoding):
     try:
         codecs.lookup(encoding)
-    except LookupError:
+    except (LookupError, TypeError):
         raise DataError(f"unknown encoding {encoding!r} (argument encoding=)") from None
 
 
@@ -89,14 +107,50 @@ def check_file(path, what="file"):
     return path
 
 
-def separator_hint(text, sep):
-    """' (it looks comma-separated ...)' when a line that did not split holds another usual separator."""
+def separator_hint(text, sep, sep_argument="sep"):
+    """' (it looks comma-separated ...)' when a line that did not split holds another usual separator.
+
+    ``sep`` is the separator the line was split on (None: unknown); ``sep_argument`` the argument
+    that would change it, named in the hint (None: there is none to suggest).
+    """
     for other, label in _SEPARATOR_NAMES.items():
         if other != sep and other != " " and other in text:
             if sep is None:
-                return f" (the file looks {label}-separated; pass sep={other!r})"
+                advice = f"; pass {sep_argument}={other!r}" if sep_argument else ""
+                return f" (the file looks {label}-separated{advice})"
             return f" (it looks {label}-separated, not {_SEPARATOR_NAMES.get(sep, repr(sep))}-separated)"
     return ""
+
+
+def _decode(data, path, encoding):
+    """``(text, encoding used)``; ``encoding=None`` means UTF-8, or latin-1 where the file is not valid UTF-8."""
+    try:
+        return data.decode(encoding or "utf-8"), encoding or "utf-8"
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        if encoding is None:
+            # GroupLens ships latin-1 files that people often re-save as UTF-8: read either one
+            logger.info("%s is not valid UTF-8 (line %d); read as latin-1", path, line)
+            return data.decode("latin-1"), "latin-1"
+        raise DataError(
+            f"{path}, line {line}: bytes {data[e.start:e.start + 4]!r} are not valid {encoding} text; "
+            f"pass the file's encoding (e.g. encoding='latin-1')"
+        ) from None
+
+
+def _header(data, path, sep, quoted):
+    """Column names from the first line of UTF-8 ``data``, which may end with a lone CR (old Mac files)."""
+    ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    head = data[: min(ends, default=len(data))].decode("utf-8")
+    try:
+        columns = next(csv.reader([head], delimiter=sep)) if quoted else head.split(sep)
+    except csv.Error as e:
+        raise DataError(f"{path}, line 1: cannot read the header ({e}): {shown(head)}") from None
+    columns = [c.strip() for c in columns]
+    if len(set(columns)) != len(columns):
+        twice = next(c for c in columns if columns.count(c) > 1)
+        raise DataError(f"{path}, line 1: header names column {shown(twice)} twice: {shown_columns(columns)}")
+    return columns
 
 
 def read_delimited(path, sep, names=None, encoding="utf-8", quoted=False):
@@ -105,32 +159,31 @@ def read_delimited(path, sep, names=None, encoding="utf-8", quoted=False):
     Args:
         sep: the field separator; "::" (MovieLens-1M) is supported.
         names: column names of a file without a header; by default the first line is the header.
+        encoding: the file's text encoding; None reads UTF-8, or latin-1 where the file is not
+            valid UTF-8 (logged).
         quoted: honour "..." quoting (CSV); off for TSV-like formats, whose titles may hold quotes.
 
-    Blank lines are skipped. A line with the wrong number of fields, bytes that are not valid in
-    ``encoding`` and non-UTF-8 text all raise a ``DataError`` naming the file and the line.
+    Blank lines are skipped (counted in ``Table.blank_lines``). A line with the wrong number of
+    fields and bytes that are not valid in ``encoding`` raise a ``DataError`` naming the file and
+    the line. A line of any length is read (a 5 MB field included).
     """
     path = check_file(path)
-    check_encoding(encoding)
+    if encoding is not None:
+        check_encoding(encoding)
+    if not isinstance(sep, str) or not sep or any(c in sep for c in '\r\n"'):
+        raise DataError(f"sep must be a field separator such as ',' or '\\t', got {shown(sep)}")
     with open(path, "rb") as f:
         data = f.read()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # a UTF-8 byte order mark is not part of the first column's name
     shown_sep = sep
-    if len(sep) > 1:
+    if len(sep.encode()) > 1:
         # pyarrow takes a single-byte separator: swap in one that the file does not use
         single = next((c for c in "\t\x1f\x1e\x1d" if c.encode() not in data), None)
         if single is None:
             raise DataError(f"{path}: cannot split on {sep!r}: the file uses every stand-in separator byte")
         data, sep = data.replace(sep.encode(), single.encode()), single
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"{path}, line {line}: bytes {data[e.start:e.start + 4]!r} are not valid {encoding} text; "
-            f"pass the file's encoding (e.g. encoding='latin-1')"
-        ) from None
+    text, encoding = _decode(data, path, encoding)
     if not text or text.isspace():
         raise DataError(f"{path} is empty")
     if codecs.lookup(encoding).name != "utf-8":
@@ -139,12 +192,7 @@ def read_delimited(path, sep, names=None, encoding="utf-8", quoted=False):
 
     first_line = 0
     if names is None:
-        end = data.find(b"\n")
-        head = data[: end if end >= 0 else len(data)].decode("utf-8").rstrip("\r")
-        columns = next(csv.reader([head], delimiter=sep)) if quoted else head.split(sep)
-        columns = [c.strip() for c in columns]
-        if len(set(columns)) != len(columns):
-            raise DataError(f"{path}, line 1: header names a column twice: {columns}")
+        columns = _header(data, path, sep, quoted)
         first_line = 1
     else:
         columns = list(names)
@@ -153,6 +201,7 @@ def read_delimited(path, sep, names=None, encoding="utf-8", quoted=False):
 
 def _parse(data, path, sep, columns, first_line, quoted, shown_sep):
     """Parse UTF-8 ``data`` with pyarrow; on any bad line, parse again single-threaded to find its number."""
+    block_size = 1 << 20  # pyarrow's default; grown below for files with longer lines
 
     def read(use_threads, bad):
         def on_invalid(row):
@@ -161,7 +210,9 @@ def _parse(data, path, sep, columns, first_line, quoted, shown_sep):
 
         return pa_csv.read_csv(
             io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(use_threads=use_threads, column_names=columns, skip_rows=first_line),
+            read_options=pa_csv.ReadOptions(
+                use_threads=use_threads, block_size=block_size, column_names=columns, skip_rows=first_line
+            ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=sep, quote_char='"' if quoted else False, ignore_empty_lines=False, invalid_row_handler=on_invalid
             ),
@@ -170,25 +221,34 @@ def _parse(data, path, sep, columns, first_line, quoted, shown_sep):
             ),
         )
 
-    bad = []
-    try:
-        table = read(True, bad)
-    except pa.ArrowException:
-        table = None
+    def attempt(use_threads):
+        # pyarrow fails on a line longer than its block ("straddles two block boundaries", "header
+        # is larger than block size"): a 5 MB field is valid data, so retry with bigger blocks
+        nonlocal block_size
+        while True:
+            bad = []
+            try:
+                return read(use_threads, bad), bad, None
+            except pa.ArrowException as e:
+                if "block" not in str(e) or block_size > len(data) or block_size >= _MAX_BLOCK:
+                    return None, bad, e
+                block_size = min(block_size * 4, _MAX_BLOCK)
+
+    table, bad, error = attempt(True)
     if bad or table is None:
         # rows are numbered only in a single-threaded read; it is slower, so only done when needed
-        bad = []
-        try:
-            table = read(False, bad)
-        except pa.ArrowException as e:
+        table, bad, error = attempt(False)
+        if table is None:
             bad_rows = [b for b in bad if b.text.strip()]
             if not bad_rows:
-                raise DataError(f"{path}: could not parse the file ({e})") from None
+                raise DataError(f"{path}: could not parse the file ({error})") from None
             row = bad_rows[0]
             text = row.text.replace(sep, shown_sep)
+            expected = ", ".join(columns)
+            expected = expected if len(expected) <= 200 else f"{expected[:200]}..."
             raise DataError(
                 f"{path}, line {row.number}: found {row.actual_columns} fields, expected {row.expected_columns} "
-                f"({', '.join(columns)}){separator_hint(text, shown_sep)}: {text[:200]!r}"
+                f"({expected}){separator_hint(text, shown_sep)}: {text[:200]!r}"
             ) from None
     frame = table.to_pandas()
     # file line of each row (pyarrow numbers rows by file line): all lines after the header but
@@ -197,7 +257,7 @@ def _parse(data, path, sep, columns, first_line, quoted, shown_sep):
     numbers = np.arange(first_line + 1, first_line + len(frame) + len(skipped) + 1)
     numbers = numbers[~np.isin(numbers, skipped)]
     blank = (frame == "").all(axis=1).to_numpy() if len(frame.columns) else np.zeros(len(frame), bool)
-    result = Table(frame, path, numbers)
+    result = Table(frame, path, numbers, blank_lines=len(skipped) + int(blank.sum()))
     result = result.subset(~blank) if blank.any() else result
     if len(result) == 0:
         raise DataError(f"{path} has a header but no rows" if first_line else f"{path} is empty")
@@ -208,7 +268,7 @@ def read_jsonl(path, encoding="utf-8"):
     """Read a JSON Lines file (one JSON object per line); values keep their JSON types."""
     path = check_file(path)
     check_encoding(encoding)
-    records, numbers = [], []
+    records, numbers, blank_lines = [], [], 0
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
@@ -217,11 +277,14 @@ def read_jsonl(path, encoding="utf-8"):
                 raise DataError(f"{path}, line {number}: bytes that are not valid {encoding} text; pass encoding=") from None
             line = line.lstrip("\ufeff") if number == 1 else line
             if not line.strip():
+                blank_lines += 1
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}, line {number}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except (ValueError, RecursionError) as e:  # an integer of 5000 digits, [[[[... nested too deep
+                raise DataError(f"{path}, line {number}: JSON that cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}, line {number}: expected a JSON object {{...}}, got {type(record).__name__}")
             records.append(record)
@@ -230,15 +293,23 @@ def read_jsonl(path, encoding="utf-8"):
         raise DataError(f"{path} is empty")
     frame = pd.DataFrame.from_records(records)
     frame = frame.astype(object).where(frame.notna(), None)
-    return Table(frame, path, np.array(numbers))
+    return Table(frame, path, np.array(numbers), blank_lines=blank_lines)
 
 
 def read_parquet(path):
     path = check_file(path)
+    table = None
     try:
-        frame = pq.read_table(path).to_pandas()
-    except (pa.ArrowException, OSError) as e:
-        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+        table = pq.read_table(path)
+        table.validate(full=True)  # text that is not UTF-8 would fail later, deep in pandas
+        frame = table.to_pandas()
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError, OverflowError) as e:
+        # a broken footer, two columns of one name, a date pandas cannot hold, broken pandas metadata...
+        reason = f"its pandas metadata lacks {e}" if isinstance(e, KeyError) else (str(e).splitlines() or [""])[0][:300]
+        column = re.match(r"Column (\d+): ", reason)
+        if column and table is not None and int(column[1]) < table.num_columns:
+            reason = f"column {shown(table.column_names[int(column[1])])}: {reason[column.end():]}"
+        raise DataError(f"{path}: not a readable Parquet file ({reason or type(e).__name__})") from None
     if len(frame) == 0:
         raise DataError(f"{path} is empty")
     return Table(frame, path, np.arange(1, len(frame) + 1), unit="row")

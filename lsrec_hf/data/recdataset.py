@@ -7,7 +7,8 @@ all formats share, so every source ends up with the same columns and the same er
 import logging
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 import datasets
 import numpy as np
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pa_compute
 
 from ..catalog import DEFAULT_TEXT_TEMPLATE, ItemCatalog
-from .errors import DataError
+from .errors import DataError, shown, shown_columns
 from .item_text import STANDARD_FIELDS, render_item_text, template_fields
 
 logger = logging.getLogger(__name__)
@@ -38,17 +39,25 @@ class RecDataset:
             ``interactions`` is in the catalog.
         users: one row per user of the user file (``user_id`` plus its columns, as strings), or None.
         name: a short name, e.g. "ml-100k".
+        report: what loading did to the source, as counts, so that nothing is lost unnoticed:
+            ``rows_read`` (records of the interactions source), ``blank_lines`` (skipped, not
+            records), ``duplicates_dropped``, ``interactions`` (rows kept: ``rows_read`` minus
+            ``duplicates_dropped``), ``items_without_text`` and ``items_only_in_interactions``
+            (items given the text ``"item <id>"``).
 
-    Duplicate (user, item, timestamp) rows are kept: in logs of views or purchases a repeat is a
-    real event, and dropping it is a modelling choice for the caller to make (their number is
-    logged at INFO level). Rows are not sorted; sort by (user_id, timestamp) with a stable sort so that events
-    with equal timestamps keep the order of the source.
+    Exact duplicate events, rows that repeat an earlier row's (user_id, item_id, timestamp), are
+    dropped by default (the first is kept; counted, logged): usually one event logged twice.
+    Loaders take ``duplicates="keep"`` to keep them, e.g. for purchase logs with coarse timestamps.
+    Users with a single event are kept (see :func:`lsrec_hf.sequences.leave_one_out`).
+    Rows are not sorted; sort by (user_id, timestamp) with a stable sort so that events with equal
+    timestamps keep the order of the source.
     """
 
     interactions: datasets.Dataset
     catalog: ItemCatalog
     users: datasets.Dataset | None
     name: str
+    report: dict = field(default_factory=dict)
 
     def __repr__(self):
         users = "None" if self.users is None else f"{self.users.num_rows} rows"
@@ -82,7 +91,37 @@ def to_strings(series):
     return series.map(_one_str).astype(str)
 
 
+_SCALAR_TYPES = (str, int, float, np.integer, np.floating, Decimal)
+_SCALAR_KINDS = ("string", "empty", "integer", "floating", "mixed-integer-float", "decimal")
+
+
+def _not_scalar(series):
+    """Mask of the values that are neither text nor a number nor missing (lists, dicts, booleans, bytes...),
+    which ``str()`` would turn into an id or a number without a word; None when there is none."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return np.ones(len(series), bool)
+    if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) in _SCALAR_KINDS:
+        return None  # the usual case, decided without looking at every value in Python
+
+    def odd(value):
+        if isinstance(value, (bool, np.bool_)):
+            return True
+        return not isinstance(value, _SCALAR_TYPES) and not (value is None or value is pd.NA or value is pd.NaT)
+
+    return series.map(odd).to_numpy(bool)
+
+
+def _check_scalars(table, column, what):
+    bad = _not_scalar(table.frame[column])
+    if bad is not None and bad.any():
+        i = int(np.argmax(bad))
+        value = table.frame[column].iloc[i]
+        got = f"{type(value).__name__} {shown(value)}"
+        raise DataError(f"{table.where(i)}: column {table.label(column)} must be {what}, got {got}")
+
+
 def _ids(table, column, integer=False):
+    _check_scalars(table, column, "an id (text or a number)")
     values = to_strings(table.frame[column]).str.strip()
     empty = (values == "").to_numpy()
     if empty.any():
@@ -92,7 +131,7 @@ def _ids(table, column, integer=False):
         bad = ~values.str.fullmatch(r"\d+").to_numpy(dtype=bool)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"{table.where(i)}: column {table.label(column)} must be a whole number, got {values.iloc[i]!r}")
+            raise DataError(f"{table.where(i)}: column {table.label(column)} must be a whole number, got {shown(values.iloc[i])}")
     return values
 
 
@@ -104,6 +143,7 @@ def _numbers(table, column, dtype):
     elif pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=float, na_value=np.nan)
     else:
+        _check_scalars(table, column, "a number")
         strings = to_strings(series).str.strip()
         try:  # pyarrow's cast is fast; pandas' coercion below only runs to find the bad value
             values = pa_compute.cast(pa.array(strings, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
@@ -113,7 +153,7 @@ def _numbers(table, column, dtype):
     if bad.any():
         i = int(np.argmax(bad))
         got = series.iloc[i]
-        what = "is empty" if _one_str(got).strip() == "" else f"must be a number, got {got!r}"
+        what = "is empty" if _one_str(got).strip() == "" else f"must be a number, got {shown(got)}"
         hint = " (Unix seconds)" if column == TIME else ""
         raise DataError(f"{table.where(i)}: column {table.label(column)} {what}; expected a number{hint}")
     return values.astype(dtype)
@@ -132,21 +172,29 @@ def _check_unique(table, ids, what):
     duplicated = ids.duplicated().to_numpy()
     if duplicated.any():
         i = int(np.argmax(duplicated))
-        first = int(np.argmax((ids == ids.iloc[i]).to_numpy()))
-        raise DataError(f"{table.where(i)}: {what} {ids.iloc[i]!r} appears again (first at {table.unit} {table.lines[first]})")
+        earlier = table.lines[int(np.argmax((ids == ids.iloc[i]).to_numpy()))]
+        raise DataError(f"{table.where(i)}: {what} {shown(ids.iloc[i])} appears again (first at {table.unit} {earlier})")
 
 
-def _build_catalog(items, interaction_items, text_template, name):
+def _require(table, column):
+    if column not in table.frame.columns:
+        raise DataError(f"{table.source} has no {column} column; columns: {shown_columns(table.frame.columns)}")
+
+
+def _build_catalog(items, interaction_items, text_template, name, integer_ids):
+    """The catalog, and the number of items without text and of items only in the interactions."""
     item_ids, titles, texts, attributes = [], [], [], {}
     empty_texts = 0
     if items is not None:
-        ids = _ids(items, ITEM)
+        _require(items, ITEM)
+        ids = _ids(items, ITEM, integer_ids)
         _check_unique(items, ids, "item id")
         columns = [c for c in items.frame.columns if c != ITEM]
         unknown = [f for f in template_fields(text_template) if f not in STANDARD_FIELDS and f not in columns]
         if unknown:
             raise DataError(
-                f"text template {text_template!r} uses {{{unknown[0]}}}, but {items.source} has no such column; columns: {columns}"
+                f"text template {text_template!r} uses {{{unknown[0]}}}, but {items.source} has no such column; "
+                f"columns: {shown_columns(columns)}"
             )
         attribute_columns = [c for c in columns if c not in (TITLE, TEXT)]
         if GENRES in columns:
@@ -185,10 +233,29 @@ def _build_catalog(items, interaction_items, text_template, name):
         warnings.warn(
             f"{name}: {empty_texts} items of {items.source} have no title or other text; they get the text 'item <id>'", stacklevel=3
         )
-    return ItemCatalog(item_ids, titles, texts, attributes)
+    return ItemCatalog(item_ids, titles, texts, attributes), empty_texts, len(unseen)
 
 
-def build_rec_dataset(interactions, items=None, users=None, name="", text_template=DEFAULT_TEXT_TEMPLATE, integer_ids=False):
+def _drop_duplicates(frame, name, duplicates, timed):
+    """``frame`` without the rows that repeat an earlier (user, item, timestamp), and their number."""
+    if not timed:  # the row order is the time: no two rows share one
+        return frame, 0
+    repeated = frame.duplicated([USER, ITEM, TIME]).to_numpy()
+    count = int(repeated.sum())
+    if not count:
+        return frame, 0
+    if duplicates == "keep":
+        logger.info("%s: %d rows repeat an earlier (user_id, item_id, timestamp); they are kept", name, count)
+        return frame, 0
+    logger.warning(
+        "%s: dropped %d duplicate events (rows that repeat an earlier row's user_id, item_id and timestamp; "
+        "pass duplicates='keep' to keep them)", name, count,
+    )  # fmt: skip
+    return frame[~repeated].reset_index(drop=True), count
+
+
+def build_rec_dataset(interactions, items=None, users=None, name="", text_template=DEFAULT_TEXT_TEMPLATE, integer_ids=False,
+                      duplicates="drop"):  # fmt: skip
     """Check and convert loader output into a :class:`RecDataset`.
 
     Args:
@@ -198,12 +265,15 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
             (lists of strings), ``text`` (used as is instead of the template) and any attributes.
         users: a ``reader.Table`` with ``user_id`` and any attributes.
         integer_ids: require whole-number ids (GroupLens files), to catch shifted columns early.
+        duplicates: ``"drop"`` (the default) or ``"keep"`` the rows that repeat an earlier row's
+            (user_id, item_id, timestamp); see :class:`RecDataset`.
     """
+    if duplicates not in ("drop", "keep"):
+        raise DataError(f"duplicates must be 'drop' or 'keep', got {shown(duplicates)}")
     if len(interactions) == 0:
         raise DataError(f"{interactions.source} has no interactions")
     for column in (USER, ITEM):
-        if column not in interactions.frame.columns:
-            raise DataError(f"{interactions.source} has no {column} column; columns: {list(interactions.frame.columns)}")
+        _require(interactions, column)
     frame = pd.DataFrame({USER: _ids(interactions, USER, integer_ids), ITEM: _ids(interactions, ITEM, integer_ids)})
     features = {USER: datasets.Value("string"), ITEM: datasets.Value("string")}
     if TIME in interactions.frame.columns:
@@ -220,16 +290,13 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
             frame[column] = to_strings(interactions.frame[column])
             features[column] = datasets.Value("string")
 
-    if logger.isEnabledFor(logging.INFO):  # counting takes seconds on tens of millions of rows
-        duplicates = int(frame.duplicated([USER, ITEM, TIME]).sum())
-        if duplicates:
-            logger.info("%s: %d rows repeat an earlier (user_id, item_id, timestamp); they are kept", name, duplicates)
-
-    catalog = _build_catalog(items, frame[ITEM], text_template, name)
+    frame, dropped = _drop_duplicates(frame, name, duplicates, TIME in interactions.frame.columns)
+    catalog, without_text, only_in_interactions = _build_catalog(items, frame[ITEM], text_template, name, integer_ids)
     dataset = datasets.Dataset.from_pandas(frame, features=datasets.Features(features), preserve_index=False)
 
     user_dataset = None
     if users is not None:
+        _require(users, USER)
         user_ids = _ids(users, USER, integer_ids)
         _check_unique(users, user_ids, "user id")
         user_frame = pd.DataFrame({USER: user_ids})
@@ -238,4 +305,8 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
                 user_frame[column] = to_strings(users.frame[column])
         user_features = datasets.Features({c: datasets.Value("string") for c in user_frame.columns})
         user_dataset = datasets.Dataset.from_pandas(user_frame, features=user_features, preserve_index=False)
-    return RecDataset(dataset, catalog, user_dataset, name)
+    report = {
+        "rows_read": len(interactions), "blank_lines": interactions.blank_lines, "duplicates_dropped": dropped,
+        "interactions": len(frame), "items_without_text": without_text, "items_only_in_interactions": only_in_interactions,
+    }  # fmt: skip
+    return RecDataset(dataset, catalog, user_dataset, name, report)
