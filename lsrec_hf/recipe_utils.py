@@ -24,6 +24,7 @@ class DataArguments:
     column_map: str | None = field(default=None, metadata={"help": 'For a table: JSON {"user_id": "uid", "item_id": "movie", "timestamp": "ts"}.'})
     items: str | None = field(default=None, metadata={"help": "For a table: an items file (id, title, genres, text...)."})
     item_column_map: str | None = field(default=None, metadata={"help": 'For --items: JSON {"item_id": "movie", "title": "name"}.'})
+    duplicates: str = field(default="drop", metadata={"help": "Exact duplicate events (same user, item, time): drop (counted) or keep.", "choices": ["drop", "keep"]})
 
 
 @dataclass
@@ -36,6 +37,7 @@ class HubArguments:
 
 def _loader_kwargs(data_args, parser):
     kwargs = {"text_template": data_args.text_template} if data_args.text_template else {}
+    kwargs["duplicates"] = data_args.duplicates
     for name in ("column_map", "item_column_map"):
         value = getattr(data_args, name)
         if value:
@@ -64,7 +66,11 @@ def setup_logging(accelerator):
 
 def load_dataset(data_args, parser, accelerator):
     with accelerator.main_process_first():  # the main process fetches and caches, the others read the cache
-        return load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
+        data = load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
+    # what loading counted, so that nothing is dropped unnoticed
+    counts = ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in data.report.items())
+    accelerator.print(f"{data.name}: {counts}")
+    return data
 
 
 def feature_vocabularies(data, context_features, user_features):

@@ -94,3 +94,14 @@ def test_missing_dataset_path_is_named(tmp_path):
     result = subprocess.run([sys.executable, RECIPE, "--dataset", str(tmp_path / "nowhere")],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode != 0 and "nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("policy, dropped, events", [("drop", 1, 15), ("keep", 0, 16)])
+def test_duplicate_events_are_counted_in_the_report_never_dropped_silently(tmp_path, policy, dropped, events):
+    rows = ["user_id,item_id,timestamp"] + [f"u{u},i{(u + k) % 7},{100 * k}" for u in range(3) for k in range(5)]
+    rows.append("u0,i0,0")  # the same event as the first row
+    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    stdout = run([sys.executable, RECIPE, "--dataset", str(tmp_path / "events.csv"), "--output_dir", str(tmp_path / "o"),
+                  "--num_epochs", "1", *SMALL_MODEL, "--text_encoder", "none", "--duplicates", policy])
+    assert f"rows read: 16, blank lines: 0, duplicates dropped: {dropped}, interactions: {events}" in stdout
+    assert f"3 users, 7 items, {events} events" in stdout
