@@ -4,9 +4,10 @@
     python bench/kill_resume.py --kills 6 --num_processes 2     # 2 gloo processes under `accelerate launch`
     python bench/kill_resume.py --dataset path/to/slice --epochs 4 --kills 4 --out results.json
 
-Kill points alternate between two kinds:
+Kill points cycle through three kinds:
   * "random": at a uniformly random moment of the uninterrupted run's wall time (mostly inside a step);
-  * "write": the moment a checkpoint folder (`checkpoints/*.tmp`) appears, i.e. while a checkpoint is written.
+  * "write best" / "write last": the moment the best-model or the resume checkpoint of a randomly chosen epoch
+    starts being written (`checkpoints/best.tmp` / `last.tmp` appears), i.e. in the middle of that write.
 A run is killed once, then restarted with --resume until it finishes. It must end with the same test and
 validation metrics, the same best epoch and bit-identical final weights as the uninterrupted run.
 Prints a table, writes JSON (default bench/results/kill_resume_<N>proc.json).
@@ -70,20 +71,24 @@ def run_to_end(args, output_dir, port, log):
         raise RuntimeError(f"run in {output_dir} failed (exit {process.returncode}); see {log.name}")
 
 
-def killed_then_resumed(args, output_dir, port, kind, delay, log):
+def killed_then_resumed(args, output_dir, port, kind, delay, epoch, log):
     process = start(args, output_dir, port, log)
     checkpoints = os.path.join(output_dir, "checkpoints")
-    started = time.perf_counter()
+    watched = os.path.join(checkpoints, "best.tmp" if kind == "write best" else "last.tmp")
+    started, appearances, was_there = time.perf_counter(), 0, False
     while process.poll() is None:
         elapsed = time.perf_counter() - started
         writing = glob.glob(os.path.join(checkpoints, "*.tmp"))
-        if (kind == "write" and writing) or (kind == "random" and elapsed >= delay):
+        there = os.path.exists(watched)
+        appearances += there and not was_there
+        was_there = there
+        if (kind != "random" and there and appearances >= epoch) or (kind == "random" and elapsed >= delay):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             landed = {"killed_after_s": round(elapsed, 3), "checkpoint_being_written": sorted(
                 os.path.basename(p) for p in writing)}
             break
-        time.sleep(0.001 if kind == "write" else 0.01)
+        time.sleep(0.01 if kind == "random" else 0.001)
     else:
         if process.returncode:
             raise RuntimeError(f"run in {output_dir} failed (exit {process.returncode}); see {log.name}")
@@ -118,15 +123,17 @@ def main():
         reference = outcome(os.path.join(work, "reference"))
         trials = []
         for index in range(args.kills):
-            kind = "write" if index % 2 else "random"
+            kind = ("random", "write best", "write last")[index % 3]
             delay = rng.uniform(0.1, 1.0) * reference_seconds
+            epoch = rng.randint(1, args.epochs)  # the write of which epoch (by appearance) to interrupt
             output_dir = os.path.join(work, f"kill{index}")
-            trial = {"kind": kind, **killed_then_resumed(args, output_dir, 29601 + index, kind, delay, log)}
+            trial = {"kind": kind, "epoch": epoch if kind != "random" else None,
+                     **killed_then_resumed(args, output_dir, 29601 + index, kind, delay, epoch, log)}
             result = outcome(output_dir)
             trial["same_as_uninterrupted"] = {key: result[key] == reference[key] for key in reference}
             trial["identical"] = all(trial["same_as_uninterrupted"].values())
             trials.append(trial)
-            print(f"[kill_resume] {index}: {kind:6s} {trial.get('killed_after_s', '-')}s "
+            print(f"[kill_resume] {index}: {kind:10s} {trial.get('killed_after_s', '-')}s "
                   f"writing={trial.get('checkpoint_being_written', '-')} identical={trial['identical']}", flush=True)
         log.close()
 

@@ -14,11 +14,13 @@ HARNESS = os.path.join(ROOT, "bench", "kill_resume.py")
 @pytest.mark.parametrize("num_processes", [1, 2])
 def test_killed_runs_resume_bit_for_bit(ml100k_slice, tmp_path, num_processes):
     out = tmp_path / "kill_resume.json"
-    run([sys.executable, HARNESS, "--dataset", ml100k_slice, "--epochs", "4", "--kills", "2",
+    run([sys.executable, HARNESS, "--dataset", ml100k_slice, "--epochs", "4", "--kills", "3",
          "--num_processes", str(num_processes), "--work_dir", str(tmp_path), "--out", str(out), "--",
          "--text_encoder", "none"])
     summary = json.loads(out.read_text())["summary"]
     trials = json.loads(out.read_text())["trials"]
-    assert summary["killed"] == 2, trials  # both kill points hit a live run
-    assert summary["killed_during_checkpoint_write"] >= 1, trials
-    assert summary["identical_to_uninterrupted"] == 2, trials  # metrics, best epoch, history, weights
+    # a random moment, the best-model write and the resume-checkpoint write of a random epoch
+    assert [t["kind"] for t in trials] == ["random", "write best", "write last"]
+    assert summary["killed"] >= 2, trials  # a random moment or an epoch without a new best can miss the run
+    assert trials[2]["checkpoint_being_written"] == ["last.tmp"], trials  # every epoch writes one: always hit
+    assert summary["identical_to_uninterrupted"] == 3, trials  # metrics, best epoch, history, weights
