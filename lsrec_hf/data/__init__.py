@@ -10,6 +10,7 @@ from .item_text import render_item_text
 from .movielens import download_movielens, fetch_ml100k_offline, load_movielens, movielens_layout
 from .recdataset import RecDataset
 from .tabular import from_hf_dataset, load_tabular
+from .tenrec import load_tenrec, tenrec_files
 
 _MOVIELENS_NAME = re.compile(r"ml-(\d+[km]|latest(-small)?)")
 
@@ -17,8 +18,8 @@ _MOVIELENS_NAME = re.compile(r"ml-(\d+[km]|latest(-small)?)")
 def load_data(source="ml-100k", data_dir=None, **kwargs):
     """Load a dataset by name or path.
 
-    - ``data_dir`` (or ``source``) is a folder: RecBole atomic files (``*.inter``) or a GroupLens
-      MovieLens folder, told apart by their files.
+    - ``data_dir`` (or ``source``) is a folder: RecBole atomic files (``*.inter``), a GroupLens
+      MovieLens folder or Tenrec scenario files (``QK-video.csv``, ...), told apart by their files.
     - ``data_dir`` (or ``source``) is a file: a table read by :func:`load_tabular` (``kwargs``
       such as ``column_map`` and ``items`` go there).
     - ``source="ml-100k"`` without ``data_dir``: fetched once by :func:`fetch_ml100k_offline`.
@@ -52,9 +53,11 @@ def load_data(source="ml-100k", data_dir=None, **kwargs):
         return load_atomic(path, **kwargs)
     if movielens_layout(path)[1] is not None:
         return load_movielens(path, **kwargs)
+    if tenrec_files(path):
+        return load_tenrec(path, **kwargs)
     raise DataError(
         f"{path}: no data found; expected RecBole atomic files (<name>.inter, .item, .user) or a MovieLens "
-        f"folder (u.data, ratings.dat or ratings.csv); for a single table pass the file itself"
+        f"folder (u.data, ratings.dat or ratings.csv) or Tenrec files (QK-video.csv, ...); for a single table pass the file itself"
     )
 
 
@@ -68,5 +71,6 @@ __all__ = [
     "load_data",
     "load_movielens",
     "load_tabular",
+    "load_tenrec",
     "render_item_text",
 ]
