@@ -41,8 +41,9 @@ class FinetuneArguments:
     base_model: str = field(default="outputs/lsrec-ml-100k", metadata={"help": "Pretrained LSRec checkpoint: a folder or a Hub id."})
     base_revision: str | None = field(default=None, metadata={"help": "Hub revision of the base model."})
     full_finetune: bool = field(default=False, metadata={"help": "Train every weight instead of a LoRA adapter."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    # r=4 on the default targets trains 11,008 weights of the default model, 4.6 % of full fine-tuning's 238,675.
+    lora_r: int = field(default=4, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=8, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
     lora_target_modules: str = field(default=DEFAULT_LORA_TARGETS, metadata={"help": "Comma-separated module names to adapt."})
 

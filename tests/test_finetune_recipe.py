@@ -108,3 +108,17 @@ def test_new_items_extend_the_catalog_and_are_scored_through_their_text(ml100k_s
     adapted = PeftModel.from_pretrained(grown, out).eval()
     scores = adapted.score_next(torch.tensor([[5, 9, 40, 300, 12]]))[0][0]
     assert torch.isfinite(scores[1682:]).all() and scores[1682] != scores[1683]  # text tells the new items apart
+
+
+def test_default_adapter_trains_at_most_five_percent_of_the_default_model():
+    sys.path.insert(0, os.path.join(ROOT, "recipes"))
+    from finetune import FinetuneArguments, build_finetune_model
+
+    model = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=1682, content_dim=384))
+    full = sum(p.numel() for p in model.parameters())
+    adapted = build_finetune_model(model, FinetuneArguments())
+    trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+    assert 0 < trainable <= 0.05 * full
+    # every default target got an adapter, in both layers
+    adapted_modules = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, p in adapted.named_parameters() if "lora_A" in name}
+    assert adapted_modules == set(FinetuneArguments().lora_target_modules.split(","))
