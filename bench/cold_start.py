@@ -2,6 +2,7 @@
 
     python bench/cold_start.py --seeds 42 43 44 --threads 1
     python bench/cold_start.py --dataset path/to/ml-100k-slice --seeds 1 --num_epochs 2   # a quick check
+    python bench/cold_start.py --variants "text+id, id dropout 0.5" --keep_runs   # add a variant to the last result
 
 A fixed, seeded `--cold_fraction` of the items is held out: every event of those items is removed from training
 (and from validation), and the model is trained on the remaining catalog. The held-out items then arrive as
@@ -10,7 +11,8 @@ output bias the mean bias), and the whole test split is ranked over the full cat
 (the same leave-one-out test events as every other benchmark). Metrics are reported separately on test events
 whose target is a cold item and on the rest.
 
-Compared: text+id items (the default), id-only items (a cold item is then only its mean bias: chance among the
+Compared: text+id items (the default), text+id trained with `item_id_dropout` (an item's id embedding left out
+with that probability, so that the model learns to rank items by their text alone), id-only items (a cold item is then only its mean bias: chance among the
 cold), most-popular (cold items have no training events, so it cannot rank them above any warm item), and an
 oracle most-popular that counts every event of the data set, test events of cold items included: information no
 real system has for a new item, so it is the hard popularity bar for the cold targets.
@@ -18,8 +20,11 @@ Prints a markdown table, writes bench/results/cold_start.json.
 """
 
 import argparse
+import json
+import shlex
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -38,7 +43,9 @@ from lsrec_hf.sequences import EvalExamples, Splits, build_user_sequences, leave
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
-VARIANTS = ["text+id", "id-only", "most-popular", "most-popular (oracle: all events)"]
+# trained variants: (text embeddings, item_id_dropout)
+MODELS = {"text+id": (True, 0.0), "text+id, id dropout 0.5": (True, 0.5), "id-only": (False, 0.0)}
+VARIANTS = [*MODELS, "most-popular", "most-popular (oracle: all events)"]
 METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20"]
 
 
@@ -68,17 +75,19 @@ def split_metrics(ranked, targets, num_warm, num_items):
     return result
 
 
-def run_model(use_text, seed, catalog, content, num_warm, splits, args):
+def run_model(variant, seed, catalog, content, num_warm, splits, args):
+    use_text, id_dropout = MODELS[variant]
     set_seed(seed)
     config = lsrec_hf.LSRecConfig(num_items=num_warm, content_dim=content.shape[1] if use_text else 0,
-                                  use_content=use_text, text_encoder=DEFAULT_TEXT_ENCODER if use_text else None)
+                                  use_content=use_text, text_encoder=DEFAULT_TEXT_ENCODER if use_text else None,
+                                  item_id_dropout=id_dropout)
     model = lsrec_hf.LSRecForSequentialRecommendation(config)
     if use_text:
         model.model.embeddings.content_embeddings.copy_(content[:num_warm])
     model.catalog = ItemCatalog(catalog.item_ids[:num_warm], catalog.titles[:num_warm], catalog.texts[:num_warm],
                                 {k: v[:num_warm] for k, v in catalog.attributes.items()})
     start = time.perf_counter()
-    name = "text_id" if use_text else "id_only"
+    name = "".join(c if c.isalnum() else "_" for c in variant)
     train(model, warm_splits(splits, num_warm), TrainingArguments(
         output_dir=os.path.join(args.work_dir, f"{name}_seed{seed}"), num_epochs=args.num_epochs, seed=seed),
         Accelerator(cpu=True))
@@ -95,6 +104,9 @@ def main():
     parser.add_argument("--cold_fraction", type=float, default=0.15)
     parser.add_argument("--cold_seed", type=int, default=0, help="the fixed choice of cold items")
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
+    parser.add_argument("--variants", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to train")
+    parser.add_argument("--keep_runs", action="store_true",
+                        help="keep the runs already in --out (same cold items) and only add the missing ones")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work_dir", default="outputs/bench_cold_start")
     parser.add_argument("--out", default="bench/results/cold_start.json")
@@ -115,6 +127,15 @@ def main():
     print(f"[cold_start] {len(cold) - num_warm} cold items of {len(cold)}; {cold_targets} of {len(splits.test)} "
           f"test targets are cold", flush=True)
 
+    cold_ids = [data.catalog.item_ids[i] for i in np.flatnonzero(cold)]
+    kept, commands = [], []
+    if args.keep_runs and os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous["cold_item_ids"] != cold_ids:
+            raise SystemExit(f"{args.out} holds runs on other cold items; drop --keep_runs or choose another --out")
+        kept = [r for r in previous["runs"] if r["seed"] is not None]
+        commands = previous.get("commands", [previous["command"]])
     runs = []
     popular = MostPopular(warm_splits(splits, num_warm).train, len(catalog))
     ranked = rank_baseline(popular, splits.test, top_k=20)
@@ -124,16 +145,18 @@ def main():
     ranked = rank_baseline(oracle, splits.test, top_k=20)
     runs.append({"variant": "most-popular (oracle: all events)", "seed": None, "train_seconds": 0.0,
                  "metrics": split_metrics(ranked, splits.test.targets, num_warm, len(catalog))})
+    runs += kept
     for seed in args.seeds:
-        for use_text in (True, False):
-            metrics, seconds = run_model(use_text, seed, catalog, content, num_warm, splits, args)
-            variant = "text+id" if use_text else "id-only"
+        for variant in args.variants:
+            if any((r["variant"], r["seed"]) == (variant, seed) for r in runs):
+                continue
+            metrics, seconds = run_model(variant, seed, catalog, content, num_warm, splits, args)
             runs.append({"variant": variant, "seed": seed, "metrics": metrics, "train_seconds": seconds})
             print(f"[cold_start] {variant} seed {seed}: cold NDCG@10 {metrics['cold']['ndcg@10']:.4f}, "
                   f"warm {metrics['warm']['ndcg@10']:.4f} ({seconds:.0f}s)", flush=True)
 
     summary = {}
-    for variant in VARIANTS:
+    for variant in [v for v in VARIANTS if any(r["variant"] == v for r in runs)]:
         rows = [r for r in runs if r["variant"] == variant]
         summary[variant] = {part: {m: (statistics.fmean(v := [r["metrics"][part][m] for r in rows]),
                                        statistics.stdev(v) if len(v) > 1 else 0.0) for m in METRICS}
@@ -146,16 +169,17 @@ def main():
             print(f"| {variant} | {part} targets | {entry['n']} | "
                   + " | ".join(f"{entry[part][m][0]:.4f} ± {entry[part][m][1]:.4f}" for m in METRICS) + " |")
     ratios = {}
-    for popular in ("most-popular", "most-popular (oracle: all events)"):
-        base = summary[popular]["cold"]["ndcg@10"][0]
-        ratios[popular] = summary["text+id"]["cold"]["ndcg@10"][0] / base if base > 0 else None
-        print(f"cold NDCG@10, text+id / {popular}: "
-              + ("undefined (it scores 0 on cold targets)" if ratios[popular] is None else f"{ratios[popular]:.1f}x"))
+    for model in (m for m in MODELS if MODELS[m][0] and m in summary):
+        for popular in ("most-popular", "most-popular (oracle: all events)"):
+            base = summary[popular]["cold"]["ndcg@10"][0]
+            ratio = ratios[f"{model} / {popular}"] = summary[model]["cold"]["ndcg@10"][0] / base if base > 0 else None
+            print(f"cold NDCG@10, {model} / {popular}: "
+                  + ("undefined (it scores 0 on cold targets)" if ratio is None else f"{ratio:.1f}x"))
     write_result(args.out, {"dataset": args.dataset, "seeds": args.seeds, "cold_fraction": args.cold_fraction,
                             "cold_seed": args.cold_seed, "num_cold_items": int(cold.sum()),
                             "cold_test_targets": cold_targets, "num_epochs": args.num_epochs,
-                            "cold_item_ids": [data.catalog.item_ids[i] for i in np.flatnonzero(cold)],
-                            "summary": summary, "runs": runs, "cold_ndcg@10_ratio_text_id_vs": ratios})
+                            "cold_item_ids": cold_ids, "commands": [*commands, shlex.join(["python", *sys.argv])],
+                            "summary": summary, "runs": runs, "cold_ndcg@10_ratios": ratios})
 
 
 if __name__ == "__main__":

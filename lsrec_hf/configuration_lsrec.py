@@ -23,6 +23,9 @@ class LSRecConfig(PreTrainedConfig):
         use_item_ids (`bool`, defaults to `True`): learn an id embedding per item (warm items).
         use_content (`bool`, defaults to `True`): add a projection of the item's content embedding to its
             token. An item never seen in training is still represented through its text.
+        item_id_dropout (`float`, defaults to 0.0): in training, the probability that an item's id embedding is
+            left out (its token and its output representation are then its text alone), as in DropoutNet
+            (Volkovs et al., 2017). It teaches the model to rank items by their text, which is all a cold item has.
         text_encoder (`str`): the sentence-transformers model that produced the content embeddings.
         hidden_size (`int`, defaults to 64): width of the item tokens and of every layer.
         num_hidden_layers (`int`, defaults to 2): transformer layers.
@@ -63,6 +66,7 @@ class LSRecConfig(PreTrainedConfig):
     content_dim: int = 384
     use_item_ids: bool = True
     use_content: bool = True
+    item_id_dropout: float = 0.0
     text_encoder: str | None = "sentence-transformers/all-MiniLM-L6-v2"
     hidden_size: int = 64
     num_hidden_layers: int = 2
@@ -100,6 +104,9 @@ class LSRecConfig(PreTrainedConfig):
             (self.segment_length >= 1, f"segment_length must be >= 1, got {self.segment_length}"),
             (self.memory_length >= 0, f"memory_length must be >= 0, got {self.memory_length}"),
             (0.0 <= self.mask_prob < 1.0, f"mask_prob must be in [0, 1), got {self.mask_prob}"),
+            (0.0 <= self.item_id_dropout <= 1.0, f"item_id_dropout must be in [0, 1], got {self.item_id_dropout}"),
+            (self.item_id_dropout == 0.0 or (self.use_item_ids and self.use_content),
+             "item_id_dropout needs both item ids and content embeddings (use_item_ids=True, use_content=True)"),
             (self.num_items >= 0, f"num_items must be >= 0, got {self.num_items}"),
             (self.scenario_feature is None or self.scenario_feature in (self.context_vocab or {}),
              f"scenario_feature {self.scenario_feature!r} must be one of context_vocab's features "

@@ -82,6 +82,7 @@ class LSRecItemEmbeddings(nn.Module):
         super().__init__()
         self.special_tokens = nn.Embedding(NUM_SPECIAL_TOKENS, config.hidden_size)
         self.item_ids = nn.Embedding(config.num_items, config.hidden_size) if config.use_item_ids else None
+        self.item_id_dropout = config.item_id_dropout
         if config.use_content:
             # Persistent so the content embeddings travel inside model.safetensors with the weights.
             self.register_buffer("content_embeddings", torch.zeros(config.num_items, config.content_dim))
@@ -104,6 +105,11 @@ class LSRecItemEmbeddings(nn.Module):
         reps = 0
         if self.item_ids is not None:
             reps = self.item_ids.weight if item_indices is None else self.item_ids(item_indices)
+            if self.training and self.item_id_dropout > 0:
+                # each occurrence (or catalog row) keeps its id embedding or is its text alone, unscaled:
+                # at inference a cold item is exactly that
+                keep = torch.rand(reps.shape[:-1], device=reps.device) >= self.item_id_dropout
+                reps = reps * keep[..., None].to(reps.dtype)
         if self.text_proj is not None:
             content = self.content_embeddings if item_indices is None else self.content_embeddings[item_indices]
             reps = reps + self.text_proj(content.to(self.text_proj.weight.dtype))

@@ -27,6 +27,7 @@ from lsrec_hf.training import TrainingArguments, train
 class ModelArguments:
     text_encoder: str | None = field(default=DEFAULT_TEXT_ENCODER, metadata={"help": "Sentence-transformers model for item text; 'none' for id-only."})
     use_item_ids: bool = field(default=True, metadata={"help": "Learn an id embedding per item."})
+    item_id_dropout: float = field(default=0.0, metadata={"help": "Training probability of leaving an item's id embedding out (its text alone): better cold items."})
     memory: str = field(default="long+short", metadata={"help": "Which interest the model reads.", "choices": list(MEMORY_MODES)})
     objective: str = field(default="causal", metadata={"help": "Next-item (causal) or masked-item (cloze) training.", "choices": list(OBJECTIVES)})
     hidden_size: int = field(default=64)

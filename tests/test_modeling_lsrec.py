@@ -125,6 +125,24 @@ def test_text_only_item_is_scored_through_its_text():
     assert torch.isfinite(after) and not torch.isclose(before, after)
 
 
+def test_item_id_dropout_leaves_ids_out_in_training_only():
+    model = make_model(item_id_dropout=1.0)
+    embeddings = model.model.embeddings
+    items = torch.arange(NUM_ITEMS)
+    text_alone = embeddings.text_proj(embeddings.content_embeddings)
+    with_ids = text_alone + embeddings.item_ids.weight
+    torch.testing.assert_close(embeddings.item_representations(items), with_ids)  # eval: every id is used
+    model.train()
+    torch.testing.assert_close(embeddings.item_representations(items), text_alone)
+    torch.testing.assert_close(embeddings.item_representations(), text_alone)  # the output layer's catalog too
+    model.model.embeddings.item_id_dropout = 0.5
+    torch.manual_seed(0)
+    kept = (embeddings.item_representations(items) - text_alone).abs().sum(-1) > 0
+    assert 0 < kept.sum() < NUM_ITEMS  # some items keep their id, some are their text alone
+    with pytest.raises(ValueError, match="item_id_dropout needs both"):
+        LSRecConfig(num_items=5, content_dim=0, use_content=False, item_id_dropout=0.5)
+
+
 def test_id_only_model_has_no_content_buffer():
     model = make_model(use_content=False, content_dim=0)
     assert model.model.embeddings.text_proj is None
@@ -175,6 +193,7 @@ def test_save_and_auto_load_round_trip(tmp_path):
     ({"objective": "mlm"}, "objective must be one of"),
     ({"use_item_ids": False, "use_content": False}, "needs item ids or content"),
     ({"hidden_size": 30, "num_attention_heads": 4}, "divisible"),
+    ({"item_id_dropout": 1.5}, "item_id_dropout must be in"),
 ])
 def test_config_rejects_bad_settings_by_name(bad, message):
     with pytest.raises(ValueError, match=message):
