@@ -106,22 +106,24 @@ def run_story(name, source, target, catalog, num_source_items, content, args):
         base.save_pretrained(base_dir)
         print(f"[transfer] {name}: pretrained in {seconds:.0f}s", flush=True)
     runs = []
+    lora = {"lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_target_modules": args.lora_target_modules}
     for seed in args.seeds:
-        for way in WAYS:
+        for way in args.ways:
             if way == "from scratch":
                 set_seed(seed)
                 model = new_model(catalog, content)
             else:
                 model = lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(base_dir)
                 model.extend_catalog(catalog, content[num_source_items:] if num_source_items < len(catalog) else None)
-                model = build_finetune_model(model, SimpleNamespace(**{**vars(FinetuneArguments()),
+                model = build_finetune_model(model, SimpleNamespace(**{**vars(FinetuneArguments()), **lora,
                                                                         "full_finetune": way == "full fine-tuning"}))
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             output_dir = os.path.join(args.work_dir, name, way.replace(" ", "_"), f"seed{seed}")
             seconds = fit(model, target, output_dir, seed, args.num_epochs)
             test = evaluate_ranking(model, target.test)
             size = saved_bytes(model, os.path.join(output_dir, "final"))
-            runs.append({"story": name, "way": way, "seed": seed, "test": test, "trainable_parameters": trainable,
+            runs.append({"story": name, "way": way, "seed": seed, **(lora if way == "LoRA" else {}), "test": test,
+                         "trainable_parameters": trainable,
                          "saved_bytes": size, "train_seconds": seconds})
             print(f"[transfer] {name} {way} seed {seed}: NDCG@10 {test['ndcg@10']:.4f}, {trainable:,} trainable, "
                   f"{size / 2**20:.2f} MiB, {seconds:.0f}s", flush=True)
@@ -133,6 +135,10 @@ def main():
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--stories", nargs="+", default=["temporal", "genre"], choices=["temporal", "genre"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--ways", nargs="+", default=WAYS, choices=WAYS)
+    parser.add_argument("--lora_r", type=int, default=FinetuneArguments.lora_r)
+    parser.add_argument("--lora_alpha", type=int, default=FinetuneArguments.lora_alpha)
+    parser.add_argument("--lora_target_modules", default=FinetuneArguments.lora_target_modules)
     parser.add_argument("--pretrain_seed", type=int, default=42)
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
     parser.add_argument("--threads", type=int, default=None)
@@ -166,7 +172,7 @@ def main():
           "|---|---|---|---|---|---|---|---|---|")
     summary = {}
     for story in args.stories:
-        for way in WAYS:
+        for way in args.ways:
             rows = [r for r in runs if (r["story"], r["way"]) == (story, way)]
             entry = {m: (statistics.fmean(v := [r["test"][m] for r in rows]), statistics.stdev(v) if len(v) > 1 else 0.0)
                      for m in ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20")}
@@ -177,6 +183,7 @@ def main():
                 f"{entry[m][0]:.4f} ± {entry[m][1]:.4f}" for m in ("hr@10", "ndcg@10", "mrr@10"))
                 + f" | {entry['trainable_parameters']:,} | {entry['saved_bytes'] / 2**20:.2f} | {entry['train_seconds']:.0f} |")
     write_result(args.out, {"dataset": args.dataset, "seeds": args.seeds, "pretrain_seed": args.pretrain_seed,
+                            "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "target_modules": args.lora_target_modules},
                             "num_epochs": args.num_epochs, "summary": summary, "runs": runs})
 
 

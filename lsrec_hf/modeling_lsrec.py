@@ -104,7 +104,10 @@ class LSRecItemEmbeddings(nn.Module):
         """Representations of catalog items (all of them, or `item_indices`), shared with the output layer."""
         reps = 0
         if self.item_ids is not None:
-            reps = self.item_ids.weight if item_indices is None else self.item_ids(item_indices)
+            indices = item_indices
+            if indices is None:  # through the module, not .weight, so that a LoRA adapter on it applies
+                indices = torch.arange(self.item_ids.weight.shape[0], device=self.item_ids.weight.device)
+            reps = self.item_ids(indices)
             if self.training and self.item_id_dropout > 0:
                 # each occurrence (or catalog row) keeps its id embedding or is its text alone, unscaled:
                 # at inference a cold item is exactly that

@@ -122,3 +122,23 @@ def test_default_adapter_trains_at_most_five_percent_of_the_default_model():
     # every default target got an adapter, in both layers
     adapted_modules = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, p in adapted.named_parameters() if "lora_A" in name}
     assert adapted_modules == set(FinetuneArguments().lora_target_modules.split(","))
+
+
+def test_lora_on_item_embeddings_reaches_the_output_layer():
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(
+        num_items=30, content_dim=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1)).eval()
+    ids = torch.tensor([[5, 9, 12]])
+    base_scores = model.score_next(ids)[0].clone()
+    adapted = get_peft_model(model, LoraConfig(r=2, target_modules=["item_ids"])).eval()
+    with torch.no_grad():
+        for name, p in adapted.named_parameters():
+            if "lora_embedding_A" in name:
+                p[:, 20].normal_()  # only item 20 (token 22, never in the history) moves
+    scores = adapted.score_next(ids)[0]
+    changed = (scores - base_scores).abs()[0] > 1e-6
+    assert changed.tolist() == [i == 20 for i in range(30)]
+    merged = adapted.merge_and_unload().eval()
+    torch.testing.assert_close(merged.score_next(ids)[0], scores)
