@@ -12,7 +12,7 @@ drama items, then train and test (leave-one-out) on their events on comedy/famil
 model has never seen: they join its catalog through their text (`extend_catalog`).
 
 On the target data, three ways from the same starting point: a model trained from scratch, LoRA on the
-pretrained model (`recipes/finetune.py`'s defaults: attention, feed-forward and text projections, r=4), and full fine-tuning of the pretrained model.
+pretrained model (`recipes/finetune.py`'s defaults: attention, feed-forward and text projections and item id embeddings, r=2), and full fine-tuning of the pretrained model.
 Each reports test metrics (full ranking, history excluded), trainable parameters, the saved size of what
 fine-tuning produces (adapter or whole model), and wall time. The pretrained base is trained once per story
 (`--pretrain_seed`); fine-tuning and scratch runs use each of `--seeds`.

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -120,8 +121,13 @@ def test_default_adapter_trains_at_most_five_percent_of_the_default_model():
     trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
     assert 0 < trainable <= 0.05 * full
     # every default target got an adapter, in both layers
-    adapted_modules = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, p in adapted.named_parameters() if "lora_A" in name}
+    adapted_modules = {re.split(r"\.lora_(?:embedding_)?A", name)[0].rsplit(".", 1)[-1]
+                       for name, p in adapted.named_parameters() if re.search(r"\.lora_(?:embedding_)?A\.", name)}
     assert adapted_modules == set(FinetuneArguments().lora_target_modules.split(","))
+    # an id-only model has no text projection: the default targets adapt what it has
+    id_only = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=50, content_dim=0, use_content=False))
+    names = [n for n, p in build_finetune_model(id_only, FinetuneArguments()).named_parameters() if p.requires_grad]
+    assert any("item_ids.lora_embedding_A" in n for n in names) and not any("text_proj" in n for n in names)
 
 
 def test_lora_on_item_embeddings_reaches_the_output_layer():
