@@ -12,7 +12,8 @@ drama items, then train and test (leave-one-out) on their events on comedy/famil
 model has never seen: they join its catalog through their text (`extend_catalog`).
 
 On the target data, three ways from the same starting point: a model trained from scratch, LoRA on the
-pretrained model (`recipes/finetune.py`'s defaults: attention, feed-forward and text projections and item id embeddings, r=2), and full fine-tuning of the pretrained model.
+pretrained model (`recipes/finetune.py`'s defaults: attention, feed-forward and text projections and item id embeddings, r=2,
+learning rate 1e-2), and full fine-tuning of the pretrained model.
 Each reports test metrics (full ranking, history excluded), trainable parameters, the saved size of what
 fine-tuning produces (adapter or whole model), and wall time. The pretrained base is trained once per story
 (`--pretrain_seed`); fine-tuning and scratch runs use each of `--seeds`.
@@ -42,7 +43,7 @@ from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes"))
-from finetune import FinetuneArguments, build_finetune_model  # noqa: E402
+from finetune import LORA_LEARNING_RATE, FinetuneArguments, build_finetune_model  # noqa: E402
 
 WAYS = ["from scratch", "LoRA", "full fine-tuning"]
 
@@ -85,11 +86,12 @@ def new_model(catalog, content):
     return model
 
 
-def fit(model, splits, output_dir, seed, num_epochs):
+def fit(model, splits, output_dir, seed, num_epochs, learning_rate=TrainingArguments.learning_rate):
     set_seed(seed)
     shutil.rmtree(output_dir, ignore_errors=True)
     start = time.perf_counter()
-    train(model, splits, TrainingArguments(output_dir=output_dir, num_epochs=num_epochs, seed=seed), Accelerator(cpu=True))
+    train(model, splits, TrainingArguments(output_dir=output_dir, num_epochs=num_epochs, seed=seed,
+                                           learning_rate=learning_rate), Accelerator(cpu=True))
     return time.perf_counter() - start
 
 
@@ -119,7 +121,8 @@ def run_story(name, source, target, catalog, num_source_items, content, args):
                                                                         "full_finetune": way == "full fine-tuning"}))
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             output_dir = os.path.join(args.work_dir, name, way.replace(" ", "_"), f"seed{seed}")
-            seconds = fit(model, target, output_dir, seed, args.num_epochs)
+            seconds = fit(model, target, output_dir, seed, args.num_epochs,
+                          args.lora_learning_rate if way == "LoRA" else TrainingArguments.learning_rate)
             test = evaluate_ranking(model, target.test)
             size = saved_bytes(model, os.path.join(output_dir, "final"))
             runs.append({"story": name, "way": way, "seed": seed, **(lora if way == "LoRA" else {}), "test": test,
@@ -139,6 +142,7 @@ def main():
     parser.add_argument("--lora_r", type=int, default=FinetuneArguments.lora_r)
     parser.add_argument("--lora_alpha", type=int, default=FinetuneArguments.lora_alpha)
     parser.add_argument("--lora_target_modules", default=FinetuneArguments.lora_target_modules)
+    parser.add_argument("--lora_learning_rate", type=float, default=LORA_LEARNING_RATE)
     parser.add_argument("--pretrain_seed", type=int, default=42)
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
     parser.add_argument("--threads", type=int, default=None)
@@ -183,7 +187,8 @@ def main():
                 f"{entry[m][0]:.4f} ± {entry[m][1]:.4f}" for m in ("hr@10", "ndcg@10", "mrr@10"))
                 + f" | {entry['trainable_parameters']:,} | {entry['saved_bytes'] / 2**20:.2f} | {entry['train_seconds']:.0f} |")
     write_result(args.out, {"dataset": args.dataset, "seeds": args.seeds, "pretrain_seed": args.pretrain_seed,
-                            "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "target_modules": args.lora_target_modules},
+                            "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "target_modules": args.lora_target_modules,
+                                     "learning_rate": args.lora_learning_rate},
                             "num_epochs": args.num_epochs, "summary": summary, "runs": runs})
 
 
