@@ -6,6 +6,7 @@ rows read = rows kept + rows counted in ``RecDataset.report``."""
 import csv
 import io
 import json
+import os
 import time
 import warnings
 
@@ -29,7 +30,9 @@ from lsrec_hf.sequences import build_user_sequences, leave_one_out
 HEADER = "user_id,item_id,timestamp\n"
 INTER = "user_id:token\titem_id:token\ttimestamp:float\n"
 BIG = "x" * 5_000_000  # a 5 MB field: five times pyarrow's 1 MiB parsing blocks
-FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Fixed examples by default, so that CI is reproducible; LSREC_FUZZ_RANDOM=1 explores new ones.
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+                derandomize=not os.environ.get("LSREC_FUZZ_RANDOM"))
 
 
 def write(path, content):
@@ -556,3 +559,13 @@ def test_random_pipeline_input_recommends_or_raises_value_error(recommend, input
         return
     assert isinstance(items, list)
 
+
+
+def test_unprintable_column_name_is_named_not_a_cast_error(tmp_path):
+    # found by the Parquet fuzzer: one byte of the schema turned 't' of 'timestamp' into NUL
+    import pandas as pd
+
+    path = tmp_path / "r.parquet"
+    pd.DataFrame({"user_id": ["1", "2"], "item_id": ["5", "6"], "\x00imestamp": ["1", "2"]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"r\.parquet.*column name '\\x00imestamp' has unprintable characters"):
+        load_tabular(path)

@@ -176,6 +176,12 @@ def _check_unique(table, ids, what):
         raise DataError(f"{table.where(i)}: {what} {shown(ids.iloc[i])} appears again (first at {table.unit} {earlier})")
 
 
+def _check_column_name(table, column):
+    if not isinstance(column, str) or not column.isprintable():  # `datasets` would mangle or drop such a name
+        raise DataError(f"{table.source}: column name {shown(column)} has unprintable characters; "
+                        f"columns: {shown_columns(list(table.frame.columns))}")
+
+
 def _require(table, column):
     if column not in table.frame.columns:
         raise DataError(f"{table.source} has no {column} column; columns: {shown_columns(table.frame.columns)}")
@@ -287,6 +293,7 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
         features[RATING] = datasets.Value("float32")
     for column in interactions.frame.columns:
         if column not in features:
+            _check_column_name(interactions, column)
             frame[column] = to_strings(interactions.frame[column])
             features[column] = datasets.Value("string")
 
@@ -302,6 +309,7 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
         user_frame = pd.DataFrame({USER: user_ids})
         for column in users.frame.columns:
             if column != USER:
+                _check_column_name(users, column)
                 user_frame[column] = to_strings(users.frame[column])
         user_features = datasets.Features({c: datasets.Value("string") for c in user_frame.columns})
         user_dataset = datasets.Dataset.from_pandas(user_frame, features=user_features, preserve_index=False)
