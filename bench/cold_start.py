@@ -21,8 +21,8 @@ Prints a markdown table, writes bench/results/cold_start.json.
 
 import argparse
 import json
-import shlex
 import os
+import shlex
 import statistics
 import sys
 import time

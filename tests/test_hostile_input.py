@@ -560,7 +560,6 @@ def test_random_pipeline_input_recommends_or_raises_value_error(recommend, input
     assert isinstance(items, list)
 
 
-
 def test_unprintable_column_name_is_named_not_a_cast_error(tmp_path):
     # found by the Parquet fuzzer: one byte of the schema turned 't' of 'timestamp' into NUL
     import pandas as pd

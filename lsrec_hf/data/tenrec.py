@@ -26,6 +26,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from ..catalog import DEFAULT_TEXT_TEMPLATE
 from .errors import DataError, shown
 from .reader import Table, read_delimited
 from .recdataset import GENRES, ITEM, TIME, USER, build_rec_dataset
@@ -139,7 +140,6 @@ def load_tenrec(directory, scenarios=None, positive="click", shared_item_ids=Fal
     user_frame = pd.concat(users, ignore_index=True).drop_duplicates(USER).reset_index(drop=True)
     data = build_rec_dataset(interactions, Table(item_frame, f"{directory} (items)", np.arange(1, len(item_frame) + 1)),
                              Table(user_frame, f"{directory} (users)", np.arange(1, len(user_frame) + 1)),
-                             name="tenrec", duplicates=duplicates,
-                             **({"text_template": text_template} if text_template is not None else {}))
+                             name="tenrec", text_template=text_template or DEFAULT_TEXT_TEMPLATE, duplicates=duplicates)
     data.report = {"rows_in_files": rows_in_files, "rows_not_positive": not_positive, **data.report}
     return data
