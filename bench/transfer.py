@@ -108,7 +108,8 @@ def run_story(name, source, target, catalog, num_source_items, content, args):
         base.save_pretrained(base_dir)
         print(f"[transfer] {name}: pretrained in {seconds:.0f}s", flush=True)
     runs = []
-    lora = {"lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_target_modules": args.lora_target_modules}
+    lora = {"lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_target_modules": args.lora_target_modules,
+            "lora_modules_to_save": args.lora_modules_to_save}
     for seed in args.seeds:
         for way in args.ways:
             if way == "from scratch":
@@ -142,6 +143,7 @@ def main():
     parser.add_argument("--lora_r", type=int, default=FinetuneArguments.lora_r)
     parser.add_argument("--lora_alpha", type=int, default=FinetuneArguments.lora_alpha)
     parser.add_argument("--lora_target_modules", default=FinetuneArguments.lora_target_modules)
+    parser.add_argument("--lora_modules_to_save", default=FinetuneArguments.lora_modules_to_save)
     parser.add_argument("--lora_learning_rate", type=float, default=LORA_LEARNING_RATE)
     parser.add_argument("--pretrain_seed", type=int, default=42)
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
@@ -188,6 +190,7 @@ def main():
                 + f" | {entry['trainable_parameters']:,} | {entry['saved_bytes'] / 2**20:.2f} | {entry['train_seconds']:.0f} |")
     write_result(args.out, {"dataset": args.dataset, "seeds": args.seeds, "pretrain_seed": args.pretrain_seed,
                             "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "target_modules": args.lora_target_modules,
+                                     "modules_to_save": args.lora_modules_to_save,
                                      "learning_rate": args.lora_learning_rate},
                             "num_epochs": args.num_epochs, "summary": summary, "runs": runs})
 

@@ -17,7 +17,8 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.utils import ModelOutput, cached_file
+from safetensors import safe_open
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, ModelOutput, cached_file
 from transformers.utils.hub import hf_api
 
 from .catalog import CATALOG_NAME, ItemCatalog
@@ -25,6 +26,8 @@ from .configuration_lsrec import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
 from .model_card import build_model_card
 
 EVAL_RESULTS_NAME = "eval_results.json"
+# Checkpoints written before the output bias became a module (`LSRecOutputBias`) store it under this key.
+LEGACY_OUTPUT_BIAS_KEY = "output_bias"
 
 
 class LSRecMemory(NamedTuple):
@@ -266,6 +269,20 @@ class LSRecEncoder(nn.Module):
         return self.final_norm(hidden_states), layer_inputs
 
 
+class LSRecOutputBias(nn.Module):
+    """One learned score offset per item (its popularity, roughly).
+
+    A module rather than a bare parameter so that PEFT can train it beside an adapter (`modules_to_save`).
+    """
+
+    def __init__(self, num_items):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(num_items))
+
+    def forward(self, item_indices=None):
+        return self.bias if item_indices is None else self.bias[item_indices]
+
+
 class LSRecPreTrainedModel(PreTrainedModel):
     config_class = LSRecConfig
     config: LSRecConfig
@@ -319,9 +336,16 @@ class LSRecPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = super().from_pretrained(pretrained_model_name_or_path, *model_args,
+                                                      output_loading_info=True, **kwargs)
         hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
                       if k in kwargs}
+        if LEGACY_OUTPUT_BIAS_KEY in loading_info["unexpected_keys"] and hasattr(model, "output_bias"):
+            with torch.no_grad():
+                model.output_bias.bias.copy_(_read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs))
+            loading_info["unexpected_keys"].remove(LEGACY_OUTPUT_BIAS_KEY)
+            loading_info["missing_keys"].remove("output_bias.bias")
         path = cached_file(pretrained_model_name_or_path, CATALOG_NAME,
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is None:  # a PEFT adapter folder: the catalog lives with the base model it names
@@ -342,7 +366,7 @@ class LSRecPreTrainedModel(PreTrainedModel):
         if path is not None:
             with open(path, encoding="utf-8") as f:
                 model.eval_results = json.load(f)
-        return model
+        return (model, loading_info) if output_loading_info else model
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -350,8 +374,20 @@ class LSRecPreTrainedModel(PreTrainedModel):
         if isinstance(module, LSRecItemEmbeddings) and module.item_ids is not None:
             # Id embeddings start small so that, at first, an item is mostly what its text says.
             init.normal_(module.item_ids.weight, mean=0.0, std=self.config.initializer_range)
-        elif isinstance(module, LSRecForSequentialRecommendation):
-            init.zeros_(module.output_bias)
+        elif isinstance(module, LSRecOutputBias):
+            init.zeros_(module.bias)
+
+
+def _read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs):
+    """The output bias of a checkpoint that stores it under the old key (before `LSRecOutputBias`)."""
+    weights_name = SAFE_WEIGHTS_NAME
+    index = cached_file(pretrained_model_name_or_path, SAFE_WEIGHTS_INDEX_NAME,
+                        _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    if index is not None:
+        with open(index, encoding="utf-8") as f:
+            weights_name = json.load(f)["weight_map"][LEGACY_OUTPUT_BIAS_KEY]
+    with safe_open(cached_file(pretrained_model_name_or_path, weights_name, **hub_kwargs), framework="pt") as f:
+        return f.get_tensor(LEGACY_OUTPUT_BIAS_KEY)
 
 
 class LSRecModel(LSRecPreTrainedModel):
@@ -468,7 +504,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.model = LSRecModel(config)
-        self.output_bias = nn.Parameter(torch.zeros(config.num_items))
+        self.output_bias = LSRecOutputBias(config.num_items)
         # Proposal distribution of the sampled softmax (uniform until `set_item_frequencies`).
         self.register_buffer("sampling_probs", torch.full((config.num_items,), 1.0 / max(config.num_items, 1)),
                              persistent=False)
@@ -501,8 +537,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
                                  f"are needed for the {added} new items")
             embeddings.content_embeddings = torch.cat(
                 [embeddings.content_embeddings, content_embeddings.to(embeddings.content_embeddings)])
-        bias = self.output_bias.data
-        self.output_bias = nn.Parameter(torch.cat([bias, bias.mean().expand(added)]))
+        bias = self.output_bias.bias.data
+        self.output_bias.bias = nn.Parameter(torch.cat([bias, bias.mean().expand(added)]))
         self.sampling_probs = torch.full((new,), 1.0 / new, device=bias.device)
         self.config.num_items = new
         self.catalog = catalog
@@ -516,8 +552,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
     def item_scores(self, user_state, item_indices=None):
         """Scores `[..., num_items]` (or `[..., len(item_indices)]`) of items for user states `[..., hidden]`."""
         reps = self.model.embeddings.item_representations(item_indices)
-        bias = self.output_bias if item_indices is None else self.output_bias[item_indices]
-        return user_state @ reps.T + bias
+        return user_state @ reps.T + self.output_bias(item_indices)
 
     def forward(self, input_ids, attention_mask=None, labels=None, memory=None, context_ids=None,
                 target_scenario_ids=None, **kwargs):
@@ -550,7 +585,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         negatives = torch.multinomial(self.sampling_probs, num_negatives, replacement=True)
         log_q = torch.log(self.sampling_probs * num_negatives)
         positive = (states * self.model.embeddings.item_representations(targets)).sum(-1)
-        positive = positive + self.output_bias[targets] - log_q[targets]
+        positive = positive + self.output_bias(targets) - log_q[targets]
         negative = self.item_scores(states, negatives) - log_q[negatives]
         negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
         logits = torch.cat([positive[:, None], negative], dim=1).float()

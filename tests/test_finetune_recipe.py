@@ -53,6 +53,9 @@ def test_lora_trains_an_adapter_that_reloads_and_merges_to_the_reported_metrics(
     base_scores = base.eval().score_next(ids)[0]
     adapted = PeftModel.from_pretrained(AutoModel.from_pretrained(base_dir), out).eval()
     assert not torch.allclose(adapted.score_next(ids)[0], base_scores, atol=1e-4)  # the adapter changed the model
+    # the per-item output bias trains beside the adapter and is saved with it
+    trained_bias = adapted.base_model.model.output_bias.modules_to_save["default"].bias
+    assert not torch.allclose(trained_bias, base.output_bias.bias, atol=1e-4)
     reloaded = evaluate_ranking(adapted, test_split)
     assert reloaded["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-9)
 
@@ -124,10 +127,14 @@ def test_default_adapter_trains_at_most_five_percent_of_the_default_model():
     adapted_modules = {re.split(r"\.lora_(?:embedding_)?A", name)[0].rsplit(".", 1)[-1]
                        for name, p in adapted.named_parameters() if re.search(r"\.lora_(?:embedding_)?A\.", name)}
     assert adapted_modules == set(FinetuneArguments().lora_target_modules.split(","))
+    assert "base_model.model.output_bias.modules_to_save.default.bias" in {
+        name for name, p in adapted.named_parameters() if p.requires_grad}
     # an id-only model has no text projection: the default targets adapt what it has
     id_only = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=50, content_dim=0, use_content=False))
     names = [n for n, p in build_finetune_model(id_only, FinetuneArguments()).named_parameters() if p.requires_grad]
     assert any("item_ids.lora_embedding_A" in n for n in names) and not any("text_proj" in n for n in names)
+    with pytest.raises(ValueError, match="--lora_modules_to_save"):
+        build_finetune_model(id_only, FinetuneArguments(lora_modules_to_save="output_bias,no_such_module"))
 
 
 def test_lora_on_item_embeddings_reaches_the_output_layer():

@@ -188,6 +188,21 @@ def test_save_and_auto_load_round_trip(tmp_path):
     assert loaded.catalog.item_ids == model.catalog.item_ids
 
 
+def test_checkpoint_with_the_output_bias_under_its_old_key_loads_it(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = make_model()
+    with torch.no_grad():
+        model.output_bias.bias.normal_()
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights["output_bias"] = weights.pop("output_bias.bias")  # the layout of earlier checkpoints
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded, info = LSRecForSequentialRecommendation.from_pretrained(tmp_path, output_loading_info=True)
+    torch.testing.assert_close(loaded.output_bias.bias, model.output_bias.bias)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"memory": "medium"}, "memory must be one of"),
     ({"objective": "mlm"}, "objective must be one of"),
