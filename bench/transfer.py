@@ -13,7 +13,7 @@ model has never seen: they join its catalog through their text (`extend_catalog`
 
 On the target data, three ways from the same starting point: a model trained from scratch, LoRA on the
 pretrained model (`recipes/finetune.py`'s defaults: attention, feed-forward and text projections and item id embeddings, r=2,
-learning rate 1e-2), and full fine-tuning of the pretrained model.
+plus the per-item output biases, learning rate 1e-2), and full fine-tuning of the pretrained model.
 Each reports test metrics (full ranking, history excluded), trainable parameters, the saved size of what
 fine-tuning produces (adapter or whole model), and wall time. The pretrained base is trained once per story
 (`--pretrain_seed`); fine-tuning and scratch runs use each of `--seeds`.
@@ -109,7 +109,7 @@ def run_story(name, source, target, catalog, num_source_items, content, args):
         print(f"[transfer] {name}: pretrained in {seconds:.0f}s", flush=True)
     runs = []
     lora = {"lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_target_modules": args.lora_target_modules,
-            "lora_modules_to_save": args.lora_modules_to_save}
+            "lora_modules_to_save": args.lora_modules_to_save, "lora_item_rank": args.lora_item_rank}
     for seed in args.seeds:
         for way in args.ways:
             if way == "from scratch":
@@ -144,6 +144,7 @@ def main():
     parser.add_argument("--lora_alpha", type=int, default=FinetuneArguments.lora_alpha)
     parser.add_argument("--lora_target_modules", default=FinetuneArguments.lora_target_modules)
     parser.add_argument("--lora_modules_to_save", default=FinetuneArguments.lora_modules_to_save)
+    parser.add_argument("--lora_item_rank", type=int, default=FinetuneArguments.lora_item_rank)
     parser.add_argument("--lora_learning_rate", type=float, default=LORA_LEARNING_RATE)
     parser.add_argument("--pretrain_seed", type=int, default=42)
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
@@ -190,7 +191,7 @@ def main():
                 + f" | {entry['trainable_parameters']:,} | {entry['saved_bytes'] / 2**20:.2f} | {entry['train_seconds']:.0f} |")
     write_result(args.out, {"dataset": args.dataset, "seeds": args.seeds, "pretrain_seed": args.pretrain_seed,
                             "lora": {"r": args.lora_r, "alpha": args.lora_alpha, "target_modules": args.lora_target_modules,
-                                     "modules_to_save": args.lora_modules_to_save,
+                                     "modules_to_save": args.lora_modules_to_save, "item_rank": args.lora_item_rank,
                                      "learning_rate": args.lora_learning_rate},
                             "num_epochs": args.num_epochs, "summary": summary, "runs": runs})
 

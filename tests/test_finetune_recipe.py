@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -133,6 +132,12 @@ def test_default_adapter_trains_at_most_five_percent_of_the_default_model():
     id_only = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=50, content_dim=0, use_content=False))
     names = [n for n, p in build_finetune_model(id_only, FinetuneArguments()).named_parameters() if p.requires_grad]
     assert any("item_ids.lora_embedding_A" in n for n in names) and not any("text_proj" in n for n in names)
+    # --lora_item_rank sets the rank of the item embeddings' update alone
+    ranked = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=50, content_dim=0, use_content=False))
+    shapes = {n.split(".lora_")[0].rsplit(".", 1)[-1]: p.shape[0] for n, p in
+              build_finetune_model(ranked, FinetuneArguments(lora_r=1, lora_item_rank=4)).named_parameters()
+              if "lora_A" in n or "lora_embedding_A" in n}
+    assert shapes.pop("item_ids") == 4 and set(shapes.values()) == {1}
     with pytest.raises(ValueError, match="--lora_modules_to_save"):
         build_finetune_model(id_only, FinetuneArguments(lora_modules_to_save="output_bias,no_such_module"))
 
