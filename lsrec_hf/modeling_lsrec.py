@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from safetensors import safe_open
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, ModelOutput, cached_file
 from transformers.utils.hub import hf_api
 
@@ -344,8 +344,8 @@ class LSRecPreTrainedModel(PreTrainedModel):
         if LEGACY_OUTPUT_BIAS_KEY in loading_info["unexpected_keys"] and hasattr(model, "output_bias"):
             with torch.no_grad():
                 model.output_bias.bias.copy_(_read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs))
-            loading_info["unexpected_keys"].remove(LEGACY_OUTPUT_BIAS_KEY)
-            loading_info["missing_keys"].remove("output_bias.bias")
+            loading_info["unexpected_keys"].discard(LEGACY_OUTPUT_BIAS_KEY)
+            loading_info["missing_keys"].discard("output_bias.bias")
         path = cached_file(pretrained_model_name_or_path, CATALOG_NAME,
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is None:  # a PEFT adapter folder: the catalog lives with the base model it names

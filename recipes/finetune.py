@@ -63,11 +63,15 @@ class FinetuneArguments:
         "help": "Comma-separated modules trained in full beside the adapter and saved with it ('' for none)."})
 
 
+def _module_names(comma_separated):
+    return [name.strip() for name in comma_separated.split(",") if name.strip()]
+
+
 def build_finetune_model(base, args):
     """The base model wrapped with a LoRA adapter (or the base model itself for full fine-tuning)."""
     if args.full_finetune:
         return base
-    targets = [name.strip() for name in args.lora_target_modules.split(",") if name.strip()]
+    targets = _module_names(args.lora_target_modules)
     present = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
     if args.lora_target_modules == DEFAULT_LORA_TARGETS:  # an id-only or text-only model lacks one of them
         targets = [name for name in targets if name in present]
@@ -75,7 +79,7 @@ def build_finetune_model(base, args):
     if missing:
         raise ValueError(f"--lora_target_modules: {missing} are not modules of this model; choose among "
                          f"{sorted(n for n in present if n)}")
-    to_save = [name.strip() for name in args.lora_modules_to_save.split(",") if name.strip()]
+    to_save = _module_names(args.lora_modules_to_save)
     unknown = [name for name in to_save if name not in present]
     if unknown:
         raise ValueError(f"--lora_modules_to_save: {unknown} are not modules of this model")
