@@ -1,17 +1,22 @@
-"""Quality on MovieLens-100K: lsrec_hf ablations, two simple baselines and the RecBole peers, over seeds.
+"""Quality on one data set: lsrec_hf ablations, two simple baselines and the peers, over seeds.
 
-    python bench/quality.py --seeds 42 43 44 --threads 1
-    python bench/quality.py --seeds 42 --configs default id-only      # a subset
-    python bench/quality.py --report_only                              # tables and plots from what has run
+    python bench/quality.py --seeds 42 43 44 --threads 1                                   # MovieLens-100K
+    python bench/quality.py --dataset ../shared/data/amazon-beauty --seeds 42 --configs default short
+    python bench/quality.py --dataset ../shared/data/ml-1m --report_only       # tables from what has run
 
-Every lsrec_hf row is a real run of `recipes/pretrain.py` (the main job, only the named flags changed) on the
-same leave-one-out split, ranked over the full catalog with history items excluded. A finished run is reused
-(its output directory holds eval_results.json), so a killed benchmark continues where it stopped.
-Most-popular and item-kNN are deterministic: one run, std 0. RecBole SASRec/BERT4Rec rows are read from
-`bench/results/recbole_*_ml-100k_seed*.json`, written by `bench/recbole_peer.py` in RecBole's own environment;
+Protocol, for every row: leave-one-out by time, full ranking over the whole catalog, the items of the user's
+input history excluded (`--exclude_history`, default true; SASRec+, gSASRec and RePlay use it). A second
+table ranks with the history kept, which is what RecBole 1.2.1 does for sequential models: RecBole's own rows
+appear only there, beside ours evaluated the same way. A ratio is only ever taken within one protocol.
+
+Every lsrec_hf row is a real run of `recipes/pretrain.py` (the main job, only the named flags changed). A
+finished run is reused (its output directory holds eval_results.json; or, when the checkpoint is gone, its row in
+the results JSON), so a killed benchmark continues where it stopped. Most-popular and item-kNN are
+deterministic: one run, std 0. Peer rows are read from `bench/results/`: `replay_sasrec_<dataset>_seed*.json`
+(`bench/replay_peer.py`, RePlay's own environment) and `recbole_*_<dataset>_seed*.json` (`bench/recbole_peer.py`);
 a peer run stopped by a time budget reports the test metrics of its best epoch so far and is marked so.
 
-Prints markdown tables, writes bench/results/quality.json, quality_ablation.png and quality_curves.png.
+Prints markdown tables, writes bench/results/quality_<dataset>.json, _ablation.png and _curves.png.
 """
 
 import argparse
@@ -44,6 +49,9 @@ CONFIGS = {
     "long": ["--memory", "long"],
     "id-only": ["--text_encoder", "none"],
     "cloze": ["--objective", "cloze"],
+    "text-only": ["--use_item_ids", "false"],
+    "id-dropout": ["--item_id_dropout", "0.5"],
+    "dropout-0.5": ["--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
 }
 DESCRIPTIONS = {
     "default": "lsrec_hf long+short, text+id, causal (default)",
@@ -51,19 +59,23 @@ DESCRIPTIONS = {
     "long": "lsrec_hf long only, text+id, causal",
     "id-only": "lsrec_hf long+short, id-only, causal",
     "cloze": "lsrec_hf long+short, text+id, cloze",
+    "text-only": "lsrec_hf long+short, text-only items, causal",
+    "id-dropout": "lsrec_hf long+short, text+id with item_id_dropout 0.5, causal",
+    "dropout-0.5": "lsrec_hf default with dropout 0.5",
+    "RePlay SASRec": "RePlay 0.22 SASRec, cross-entropy",
 }
 METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "mrr@20"]
 BEYOND = ["coverage@10", "diversity@10", "novelty@10"]
 
 
-def run_config(name, seed, work_dir, threads):
+def run_config(name, seed, work_dir, threads, dataset):
     """Train one config with one seed through the pretraining recipe (skipped when already finished)."""
     output_dir = os.path.join(work_dir, name, f"seed{seed}")
     results_path = os.path.join(output_dir, "eval_results.json")
     if not os.path.exists(results_path):
         os.makedirs(output_dir, exist_ok=True)
-        command = [sys.executable, os.path.join(ROOT, "recipes", "pretrain.py"), "--output_dir", output_dir,
-                   "--seed", str(seed), *CONFIGS[name]]
+        command = [sys.executable, os.path.join(ROOT, "recipes", "pretrain.py"), "--dataset", dataset,
+                   "--output_dir", output_dir, "--seed", str(seed), *CONFIGS[name]]
         env = {**os.environ, "TQDM_DISABLE": "1"}
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)
@@ -78,8 +90,11 @@ def model_row(name, seed, output_dir, results, splits, content):
     model = lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(output_dir).eval()
     ranked, targets, _ = rank_examples(model, splits.test, top_k=10)
     beyond = beyond_accuracy_metrics(ranked, splits.train, model.config.num_items, content)
+    kept, kept_targets, _ = rank_examples(model, splits.test, top_k=20, exclude_history=False)
+    history_kept = compute_ranking_metrics(kept, kept_targets, (10, 20), model.config.num_items)
     curve = [(h["train_seconds"], h["valid_ndcg@10"]) for h in results["history"]]
-    return {"model": name, "seed": seed, "test": {m: results["test"][m] for m in METRICS}, **beyond,
+    return {"model": name, "seed": seed, "test": {m: results["test"][m] for m in METRICS},
+            "test_history_kept": {m: history_kept[m] for m in METRICS}, **beyond,
             "train_seconds": results["train_seconds"], "best_epoch": results["best_epoch"],
             "epochs_run": results["epochs_run"], "valid_curve": curve}
 
@@ -93,15 +108,19 @@ def baseline_rows(splits, num_items, content):
         ranked = rank_baseline(baseline, splits.test, top_k=20)
         seconds = time.perf_counter() - start
         test = compute_ranking_metrics(ranked, splits.test.targets, (10, 20), num_items)
+        kept = compute_ranking_metrics(rank_baseline(baseline, splits.test, top_k=20, exclude_history=False),
+                                       splits.test.targets, (10, 20), num_items)
         rows.append({"model": name, "seed": None, "test": {m: test[m] for m in METRICS},
+                     "test_history_kept": {m: kept[m] for m in METRICS},
                      **beyond_accuracy_metrics(ranked, splits.train, num_items, content),
                      "train_seconds": seconds, "best_epoch": None, "epochs_run": None, "valid_curve": []})
     return rows
 
 
-def peer_rows(results_dir):
+def recbole_rows(results_dir, dataset):
+    """RecBole 1.2.1 runs; without an `exclude_history` field a file is RecBole's own protocol (history kept)."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "recbole_*_ml-100k_seed*.json"))):
+    for path in sorted(glob.glob(os.path.join(results_dir, f"recbole_*_{dataset}_seed*.json"))):
         with open(path, encoding="utf-8") as f:
             run = json.load(f)
         finished = run["status"] == "finished"
@@ -110,11 +129,30 @@ def peer_rows(results_dir):
             continue
         curve = [(e["elapsed_s"], e["valid_ndcg@10"]) for e in run["epochs"] if "elapsed_s" in e]
         test = {m: test[m.replace("hr@", "hit@")] for m in METRICS}  # RecBole calls HR "hit"
-        rows.append({"model": f"RecBole {run['model']}", "seed": run["seed"], "test": test,
+        protocol = "test" if run.get("exclude_history", False) else "test_history_kept"
+        rows.append({"model": f"RecBole {run['model']}", "seed": run["seed"], protocol: test,
                      "train_seconds": curve[-1][0] if curve else None, "best_epoch": run["best_epoch"] + 1,
                      "epochs_run": run["epochs_run"], "valid_curve": curve, "finished": finished,
                      "max_epochs": run["max_epochs"], "source": os.path.relpath(path, ROOT),
                      "torch_threads": run["machine"]["torch_threads"]})
+    return rows
+
+
+def replay_rows(results_dir, dataset):
+    """RePlay 0.22 SASRec (cross-entropy) runs, in the protocol each file records."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(results_dir, f"replay_sasrec_{dataset}_seed*.json"))):
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+        finished = run["status"] == "finished"
+        if not finished or "test" not in run:
+            continue
+        curve = [(e["elapsed_s"], e["valid_ndcg@10"]) for e in run["epochs"] if "elapsed_s" in e]
+        protocol = "test" if run["exclude_history"] else "test_history_kept"
+        rows.append({"model": "RePlay SASRec", "seed": run["seed"], protocol: {m: run["test"][m] for m in METRICS},
+                     "train_seconds": run.get("train_seconds"), "best_epoch": run["best_epoch"],
+                     "epochs_run": len(run["epochs"]), "valid_curve": curve, "finished": finished,
+                     "source": os.path.relpath(path, ROOT), "hyperparameters": run.get("hyperparameters")})
     return rows
 
 
@@ -125,15 +163,17 @@ def mean_std(values):
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarise(rows):
+def summarise(rows, protocol="test"):
+    """Mean ± std per model over the rows measured under `protocol` ("test" or "test_history_kept")."""
     groups = {}
     for row in rows:
-        groups.setdefault(row["model"], []).append(row)
+        if row.get(protocol):
+            groups.setdefault(row["model"], []).append(row)
     summary = {}
     for model, group in groups.items():
         entry = {"seeds": [r["seed"] for r in group], "n": len(group)}
         for m in METRICS:
-            entry[m] = mean_std([r["test"][m] for r in group])
+            entry[m] = mean_std([r[protocol][m] for r in group])
         for key in BEYOND + ["train_seconds", "best_epoch", "epochs_run"]:
             entry[key] = mean_std([r.get(key) for r in group])
         entry["all_finished"] = all(r.get("finished", True) for r in group)
@@ -146,22 +186,32 @@ def _fmt(pair, digits=4):
     return "—" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def markdown_tables(summary):
+def markdown_table(summary, beyond=True):
     lines = ["| model | n | HR@10 | NDCG@10 | MRR@10 | HR@20 | NDCG@20 | MRR@20 | train s | best epoch |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for model, e in summary.items():
         label = DESCRIPTIONS.get(model, model) + ("" if e["all_finished"] else " (capped, best so far)")
         lines.append(f"| {label} | {e['n']} | " + " | ".join(_fmt(e[m]) for m in METRICS)
                      + f" | {_fmt(e['train_seconds'], 0)} | {_fmt(e['best_epoch'], 1)} |")
-    lines += ["", "| model | coverage@10 | diversity@10 | novelty@10 (bits) |", "|---|---|---|---|"]
-    for model, e in summary.items():
-        if e["coverage@10"][0] is not None:
-            lines.append(f"| {DESCRIPTIONS.get(model, model)} | {_fmt(e['coverage@10'], 3)} | "
-                         f"{_fmt(e['diversity@10'], 3)} | {_fmt(e['novelty@10'], 2)} |")
+    if beyond and any(e["coverage@10"][0] is not None for e in summary.values()):
+        lines += ["", "| model | coverage@10 | diversity@10 | novelty@10 (bits) |", "|---|---|---|---|"]
+        for model, e in summary.items():
+            if e["coverage@10"][0] is not None:
+                lines.append(f"| {DESCRIPTIONS.get(model, model)} | {_fmt(e['coverage@10'], 3)} | "
+                             f"{_fmt(e['diversity@10'], 3)} | {_fmt(e['novelty@10'], 2)} |")
     return "\n".join(lines)
 
 
-def plot(rows, summary, out_prefix):
+def ratio_to_strongest_peer(summary):
+    """NDCG@10 of the default over the best mean NDCG@10 of any peer or baseline, within one protocol."""
+    peers = {m: e["ndcg@10"][0] for m, e in summary.items() if m not in CONFIGS}
+    if "default" not in summary or not peers:
+        return None, None
+    strongest = max(peers, key=peers.get)
+    return strongest, summary["default"]["ndcg@10"][0] / peers[strongest]
+
+
+def plot(rows, summary, out_prefix, title):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,7 +225,7 @@ def plot(rows, summary, out_prefix):
     ax.set_xticks(range(len(names)), [DESCRIPTIONS.get(m, m).replace("lsrec_hf ", "").replace(", ", "\n")
                                       for m in names], fontsize=7)
     ax.set_ylabel("test NDCG@10 (mean ± std over seeds)")
-    ax.set_title("MovieLens-100K, leave-one-out, full ranking")
+    ax.set_title(f"{title}, leave-one-out, full ranking, history excluded")
     fig.tight_layout()
     fig.savefig(out_prefix + "_ablation.png", dpi=120)
     plt.close(fig)
@@ -193,17 +243,26 @@ def plot(rows, summary, out_prefix):
     ax.set_xscale("log")
     ax.set_xlabel("training wall time (s, log)")
     ax.set_ylabel("validation NDCG@10")
-    ax.set_title("Validation NDCG@10 against training time (one line per seed)")
+    ax.set_title(f"{title}: validation NDCG@10 against training time (one line per seed)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_prefix + "_curves.png", dpi=120)
     plt.close(fig)
 
 
+def earlier_rows(path):
+    """lsrec_hf rows of an earlier report, by (config, seed): a run whose checkpoint is gone keeps its figures."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return {(r["model"], r["seed"]): r for r in json.load(f)["runs"] if r["model"] in CONFIGS}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k", help="'ml-100k' or a data folder, e.g. ../shared/data/ml-1m")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=["default", "short", "long", "id-only"], choices=list(CONFIGS))
     parser.add_argument("--threads", type=int, default=None, help="OMP/torch threads of each training run")
     parser.add_argument("--work_dir", default="outputs/bench_quality", help="where the trained runs are kept")
     parser.add_argument("--results_dir", default=os.path.join(ROOT, "bench", "results"))
@@ -212,33 +271,45 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    data = load_data("ml-100k")
+    data = load_data(args.dataset)
+    name = data.name
     splits = leave_one_out(build_user_sequences(data.interactions, data.catalog))
     num_items = len(data.catalog)
     content = encode_texts(data.catalog.texts, DEFAULT_TEXT_ENCODER, show_progress_bar=False)
+    out_prefix = os.path.join(args.results_dir, f"quality_{name}")
+    earlier = earlier_rows(out_prefix + ".json")
 
     rows = []
     for seed in args.seeds:  # seed by seed, so a partial benchmark already covers every config
-        for name in args.configs:
-            output_dir = os.path.join(args.work_dir, name, f"seed{seed}")
-            if args.report_only and not os.path.exists(os.path.join(output_dir, "eval_results.json")):
+        for config in args.configs:
+            output_dir = os.path.join(args.work_dir, name, config, f"seed{seed}")
+            finished = os.path.exists(os.path.join(output_dir, "eval_results.json"))
+            if not finished and (config, seed) in earlier:
+                rows.append(earlier[(config, seed)])
                 continue
-            output_dir, results = run_config(name, seed, args.work_dir, args.threads)
-            rows.append(model_row(name, seed, output_dir, results, splits, content))
+            if args.report_only and not finished:
+                continue
+            output_dir, results = run_config(config, seed, os.path.join(args.work_dir, name), args.threads,
+                                             args.dataset)
+            rows.append(model_row(config, seed, output_dir, results, splits, content))
     rows += baseline_rows(splits, num_items, content)
-    rows += peer_rows(args.results_dir)
+    rows += replay_rows(args.results_dir, name) + recbole_rows(args.results_dir, name)
 
-    summary = summarise(rows)
-    print(markdown_tables(summary))
-    ratio = None
-    if "default" in summary and "RecBole SASRec" in summary:
-        ratio = summary["default"]["ndcg@10"][0] / summary["RecBole SASRec"]["ndcg@10"][0]
-        print(f"\nNDCG@10, lsrec_hf default / RecBole SASRec: {ratio:.2f}x (target >= 1.10)")
-    out_prefix = os.path.join(args.results_dir, "quality")
-    write_result(out_prefix + ".json", {"dataset": "ml-100k", "protocol": "leave-one-out, full ranking, history excluded",
-                                        "seeds": args.seeds, "summary": summary, "runs": rows,
-                                        "ndcg@10_ratio_default_vs_sasrec": ratio})
-    plot(rows, summary, out_prefix)
+    summaries, ratios = {}, {}
+    for protocol, label in (("test", "history excluded"), ("test_history_kept", "history kept (RecBole's protocol)")):
+        summaries[label] = summary = summarise(rows, protocol)
+        strongest, ratio = ratio_to_strongest_peer(summary)
+        ratios[label] = {"strongest_peer": strongest, "ndcg@10_ratio": ratio}
+        print(f"\n### {name}, leave-one-out, full ranking over {num_items} items, {label}\n")
+        print(markdown_table(summary, beyond=protocol == "test"))
+        if ratio is not None:
+            print(f"\nNDCG@10, lsrec_hf default / strongest other ({strongest}): {ratio:.2f}x (target >= 1.10)")
+    write_result(out_prefix + ".json", {
+        "dataset": name, "num_items": num_items, "num_test_users": len(splits.test),
+        "protocol": "leave-one-out by time, full ranking; 'test' excludes the input history, "
+                    "'test_history_kept' keeps it (RecBole's protocol)",
+        "seeds": args.seeds, "summary": summaries, "ratios": ratios, "runs": rows})
+    plot(rows, summaries["history excluded"], out_prefix, name)
     print(f"\nwrote {out_prefix}.json, {out_prefix}_ablation.png, {out_prefix}_curves.png")
 
 

@@ -34,7 +34,7 @@ from common import write_result
 import lsrec_hf
 from lsrec_hf.collator import EvaluationCollator
 from lsrec_hf.data import load_data
-from lsrec_hf.evaluation import exclude_history
+from lsrec_hf.evaluation import mask_history
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,7 +86,7 @@ def latency(model, histories, device, repeats):
 
     def top10():
         scores, _ = model.score_next(input_ids, mask)
-        exclude_history(scores.float(), input_ids).topk(10, dim=1)
+        mask_history(scores.float(), input_ids).topk(10, dim=1)
         if device == "cuda":
             torch.cuda.synchronize()
 

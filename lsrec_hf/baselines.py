@@ -55,18 +55,18 @@ class ItemKNN:
         return profile @ self.similarity
 
 
-def rank_baseline(baseline, examples, top_k=20, batch_size=1024):
-    """Top-k lists (history items excluded) of `baseline` for every example, in order."""
+def rank_baseline(baseline, examples, top_k=20, batch_size=1024, exclude_history=True):
+    """Top-k lists of `baseline` for every example, in order (history items excluded unless told otherwise)."""
     ranked = []
     for start in range(0, len(examples), batch_size):
         histories = examples.histories[start:start + batch_size]
         scores = baseline.scores(histories)
-        for row, history in enumerate(histories):
+        for row, history in enumerate(histories if exclude_history else ()):
             scores[row, torch.as_tensor(np.asarray(history, dtype=np.int64))] = float("-inf")
         ranked.extend(scores.topk(min(top_k, baseline.num_items), dim=1).indices.tolist())
     return ranked
 
 
-def evaluate_baseline(baseline, examples, k_values=DEFAULT_K_VALUES):
-    ranked = rank_baseline(baseline, examples, top_k=max(k_values))
+def evaluate_baseline(baseline, examples, k_values=DEFAULT_K_VALUES, exclude_history=True):
+    ranked = rank_baseline(baseline, examples, top_k=max(k_values), exclude_history=exclude_history)
     return compute_ranking_metrics(ranked, examples.targets, k_values, num_items=baseline.num_items)

@@ -1,5 +1,10 @@
-"""Full-ranking evaluation: every catalog item is scored, the user's history items are excluded, and the
-rank of the held-out item gives HR@K, NDCG@K and MRR@K (never sampled negatives)."""
+"""Full-ranking evaluation: every catalog item is scored and the rank of the held-out item gives HR@K, NDCG@K
+and MRR@K (never sampled negatives).
+
+Whether the items of the user's input history are removed from the ranking is a protocol choice that moves
+NDCG@10 by about 2x on MovieLens: SASRec+, gSASRec and RePlay remove them (`exclude_history=True`, the default
+here); RecBole 1.2.1 keeps them for sequential models (`exclude_history=False`). Compare only like with like.
+"""
 
 import functools
 
@@ -22,7 +27,12 @@ def _full_ranking_metric():
     return load_full_ranking_metric(keep_in_memory=True)  # no cache files shared between ranks
 
 
-def exclude_history(scores, input_ids):
+def ranking_name(exclude_history):
+    """How a results file or model card states the ranking protocol."""
+    return "full catalog, history items excluded" if exclude_history else "full catalog, history items kept"
+
+
+def mask_history(scores, input_ids):
     """Set the scores of the items in each user's input history to -inf (in place)."""
     num_items = scores.shape[1]
     # padding and special tokens point at an extra column that is dropped afterwards
@@ -35,8 +45,11 @@ def exclude_history(scores, input_ids):
 
 @torch.no_grad()
 def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
-                  description="evaluating", return_positions=False):
-    """Top-k item lists (history excluded) and targets for this process's share of `examples`.
+                  description="evaluating", return_positions=False, exclude_history=True):
+    """Top-k item lists and targets for this process's share of `examples`.
+
+    With `exclude_history` (the default) no item of a user's input history is ranked; without it a
+    history item may take any place, as in RecBole's protocol.
 
     Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`, and
     with `return_positions` the index in `examples` of each row (rows are ordered by history length).
@@ -61,7 +74,9 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
         input_ids = batch["input_ids"].to(device)
         context = {k: batch[k].to(device) for k in ("context_ids", "target_context_ids") if k in batch}
         scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
-        scores = exclude_history(scores.float(), input_ids)
+        scores = scores.float()
+        if exclude_history:
+            scores = mask_history(scores, input_ids)
         ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
         gates.extend(gate.float().cpu().tolist())
@@ -75,10 +90,14 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
 
 
 def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values=DEFAULT_K_VALUES,
-                     max_length=None, description="evaluating"):
-    """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share."""
+                     max_length=None, description="evaluating", exclude_history=True):
+    """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share.
+
+    `exclude_history`: remove the items of each user's input history from the ranking (see the module's note).
+    """
     ranked, targets, gates, positions = rank_examples(model, examples, accelerator, batch_size, max(k_values),
-                                                      max_length, description, return_positions=True)
+                                                      max_length, description, return_positions=True,
+                                                      exclude_history=exclude_history)
     metric = _full_ranking_metric()
     metrics = metric.compute(predictions=ranked, references=targets, k_values=k_values,
                              num_items=model.config.num_items)

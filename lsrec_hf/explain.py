@@ -12,7 +12,7 @@ import torch
 
 from .collator import pad_left, pad_left_rows
 from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
-from .evaluation import exclude_history
+from .evaluation import mask_history
 from .modeling_lsrec import LSRecMemory
 from .user_state import short_segment_length
 
@@ -156,7 +156,7 @@ def deletion_test(model, histories, top_k=1, n_remove=3, seed=0, last_n=DEFAULT_
         if min(len(history), last_n) <= n_remove:
             continue
         scores, _ = score_without(model, history, [])
-        scores = exclude_history(scores, torch.as_tensor([history], device=scores.device))
+        scores = mask_history(scores, torch.as_tensor([history], device=scores.device))
         top = scores[0].topk(top_k).indices.tolist()
         positions, drops, _ = leave_one_out(model, history, top, last_n=last_n)
         removals = []

@@ -45,7 +45,10 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None):
         )
         description.update({key: results[key] for key in ("num_items", "num_users", "num_test_users", "protocol",
                                                            "epochs_run", "best_epoch")},
-                           dataset_name=results["dataset"])
+                           dataset_name=results["dataset"],
+                           history_rule=("items in the user's input history excluded from the ranking"
+                                         if results.get("exclude_history", True) else
+                                         "items in the user's input history kept in the ranking (RecBole's protocol)"))
     card_data = ModelCardData(library_name="transformers", pipeline_tag=None, tags=["recommendation", "lsrec"],
                               model_name=model_name, eval_results=eval_results, license="apache-2.0")
     return ModelCard.from_template(card_data, template_str=_template(), **description)

@@ -17,7 +17,7 @@ from .collator import pad_left, pad_left_rows
 from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
 from .data.errors import shown
 from .context import encode_target_context
-from .evaluation import exclude_history as exclude_items
+from .evaluation import mask_history as exclude_items
 from .explain import explain_recommendations, item_name
 from .modeling_lsrec import LSRecForSequentialRecommendation
 from .profile import interest_profile

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .data import DataError, load_data
-from .evaluation import evaluate_ranking
+from .evaluation import evaluate_ranking, ranking_name
 from .model_card import build_model_card
 from .sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from .checkpointing import write_json
@@ -107,14 +107,16 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     """Test the best weights, save the model with eval_results.json and a model card, print the table, push."""
     model = accelerator.unwrap_model(model)
     test = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
-                            max_length=train_args.max_history_length, description="testing")
+                            max_length=train_args.max_history_length, description="testing",
+                            exclude_history=train_args.exclude_history)
     if not accelerator.is_main_process:
         return test
     num_items = model.config.num_items
     model.save_pretrained(train_args.output_dir)
     valid_best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     results = {
-        "dataset": data.name, "protocol": splits.protocol, "ranking": "full catalog, history items excluded",
+        "dataset": data.name, "protocol": splits.protocol, "ranking": ranking_name(train_args.exclude_history),
+        "exclude_history": train_args.exclude_history,
         "num_users": len(sequences), "num_items": num_items, "num_test_users": len(splits.test),
         "best_epoch": state.best_epoch, "epochs_run": state.epoch, "train_seconds": state.train_seconds,
         "num_processes": accelerator.num_processes, "seed": train_args.seed,
@@ -125,8 +127,8 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     write_json(os.path.join(train_args.output_dir, "eval_results.json"), results)
     name = os.path.basename(os.path.normpath(train_args.output_dir))
     build_model_card(model.config, results, model_name=name).save(os.path.join(train_args.output_dir, "README.md"))
-    print(f"\n{data.name}, {splits.protocol}, full ranking over {num_items} items "
-          f"({len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
+    print(f"\n{data.name}, {splits.protocol}, {ranking_name(train_args.exclude_history)} ({num_items} items, "
+          f"{len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
     print(format_metrics_table(test))
     for scenario, metrics in test.get("per_scenario", {}).items():
         print(f"\nscenario {scenario} ({metrics['num_users']} test users)\n{format_metrics_table(metrics)}")

@@ -40,6 +40,7 @@ class TrainingArguments:
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning rate after warm-up.", "choices": ["cosine", "constant"]})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
     max_history_length: int | None = field(default=None, metadata={"help": "Keep only the last N events of a user (None = all)."})
+    exclude_history: bool = field(default=True, metadata={"help": "Validate and test with the items of each user's input history removed from the ranking (the protocol of SASRec+, gSASRec, RePlay); false keeps them, as RecBole 1.2.1 does."})
     patience: int = field(default=15, metadata={"help": "Stop after this many evaluations without a better validation NDCG@10."})
     eval_every: int = field(default=1, metadata={"help": "Evaluate (and checkpoint) every N epochs."})
     seed: int = field(default=42, metadata={"help": "Random seed."})
@@ -166,7 +167,8 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
         if state.epoch % args.eval_every and state.epoch < args.num_epochs:
             continue
         metrics = evaluate_ranking(unwrapped, splits.valid, accelerator, args.eval_batch_size, k_values,
-                                   args.max_history_length, description="validating")
+                                   args.max_history_length, description="validating",
+                                   exclude_history=args.exclude_history)
         train_loss = total_loss / max(total_steps, 1)
         state.history.append({"epoch": state.epoch, "train_loss": train_loss, "train_seconds": state.train_seconds,
                               **{f"valid_{k}": v for k, v in metrics.items()}})

@@ -58,3 +58,12 @@ def test_baseline_metrics_on_real_movielens(ml100k_slice):
     assert knn["num_users"] == popular["num_users"] == len(splits.test)
     chance = 10 / num_items  # HR@10 of a random ranking
     assert popular["hr@10"] > 2 * chance and knn["hr@10"] > 2 * chance
+
+
+def test_most_popular_ranks_history_items_when_history_is_kept():
+    baseline = MostPopular(TRAIN, num_items=5)
+    split = examples([[1], [0, 1]], [1, 0])
+    assert rank_baseline(baseline, split, top_k=3, exclude_history=False) == [[1, 0, 2], [1, 0, 2]]
+    kept = evaluate_baseline(baseline, split, k_values=(1,), exclude_history=False)
+    excluded = evaluate_baseline(baseline, split, k_values=(1,))
+    assert kept["hr@1"] == 0.5 and excluded["hr@1"] == 0.0

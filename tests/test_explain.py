@@ -6,7 +6,7 @@ import torch
 
 import lsrec_hf.explain as explain
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.evaluation import exclude_history
+from lsrec_hf.evaluation import mask_history
 
 NUM_ITEMS, GROUP_SIZE = 40, 5
 
@@ -66,7 +66,7 @@ def test_the_latest_event_drives_the_recommendation_when_it_alone_sets_the_group
     latest = 0
     for history in sessions(50, 24, seed=3, stay=0.0):
         input_ids = torch.tensor([history])
-        item = exclude_history(model.score_next(input_ids)[0], input_ids)[0].argmax().item()
+        item = mask_history(model.score_next(input_ids)[0], input_ids)[0].argmax().item()
         (explanation,) = explain.explain_recommendations(model, history, [item])
         latest += explanation["drivers"][0]["events_ago"] == 0
     assert latest >= 40

@@ -25,7 +25,7 @@ def test_pretrain_prints_test_metrics_and_saves_a_reloadable_checkpoint(ml100k_s
                   "--num_epochs", "3", *SMALL_MODEL])
     assert "NDCG" in stdout and "@10" in stdout
     results = json.loads((out / "eval_results.json").read_text())
-    assert results["ranking"].startswith("full catalog")
+    assert results["ranking"] == "full catalog, history items excluded" and results["exclude_history"] is True
     assert results["num_items"] == 1682 and results["num_test_users"] == 120
     assert 0.0 < results["test"]["hr@20"] <= 1.0
     assert {"config.json", "model.safetensors", "catalog.json", "README.md"} <= set(os.listdir(out))
@@ -35,6 +35,7 @@ def test_pretrain_prints_test_metrics_and_saves_a_reloadable_checkpoint(ml100k_s
     reported = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert reported["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-4)
     assert card.data.eval_results[0].dataset_split == "test"
+    assert "input history excluded from the ranking" in card.text
 
     # AutoModel after `import lsrec_hf` gives the same scores, hence the same metrics.
     model = AutoModel.from_pretrained(out)
@@ -42,6 +43,21 @@ def test_pretrain_prints_test_metrics_and_saves_a_reloadable_checkpoint(ml100k_s
     reloaded = evaluate_ranking(model, splits.test)
     for key in ("hr@10", "ndcg@10", "mrr@20"):
         assert reloaded[key] == pytest.approx(results["test"][key], abs=1e-9)
+
+
+def test_ranking_with_the_history_kept_is_recorded_and_measured_that_way(ml100k_slice, tmp_path):
+    out = tmp_path / "kept"
+    run([sys.executable, RECIPE, "--dataset", ml100k_slice, "--output_dir", str(out), "--num_epochs", "1",
+         "--text_encoder", "none", "--exclude_history", "false", *SMALL_MODEL])
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["exclude_history"] is False and results["ranking"] == "full catalog, history items kept"
+    assert "kept in the ranking" in ModelCard.load(out / "README.md").text
+    splits = leave_one_out(build_user_sequences(*_interactions_and_catalog(ml100k_slice)))
+    model = AutoModel.from_pretrained(out)
+    kept = evaluate_ranking(model, splits.test, exclude_history=False)
+    excluded = evaluate_ranking(model, splits.test)
+    assert results["test"]["ndcg@20"] == pytest.approx(kept["ndcg@20"], abs=1e-9)
+    assert kept["ndcg@20"] != pytest.approx(excluded["ndcg@20"], abs=1e-9)
 
 
 def _interactions_and_catalog(directory):

@@ -6,6 +6,7 @@ import re
 
 from .atomic import load_atomic
 from .errors import DataError
+from .folder import folder_files, load_folder
 from .item_text import render_item_text
 from .movielens import download_movielens, fetch_ml100k_offline, load_movielens, movielens_layout
 from .recdataset import RecDataset
@@ -19,7 +20,8 @@ def load_data(source="ml-100k", data_dir=None, **kwargs):
     """Load a dataset by name or path.
 
     - ``data_dir`` (or ``source``) is a folder: RecBole atomic files (``*.inter``), a GroupLens
-      MovieLens folder or Tenrec scenario files (``QK-video.csv``, ...), told apart by their files.
+      MovieLens folder, Tenrec scenario files (``QK-video.csv``, ...) or ``interactions.tsv`` with
+      ``items.tsv`` (:func:`load_folder`, the benchmark sets' layout), told apart by their files.
     - ``data_dir`` (or ``source``) is a file: a table read by :func:`load_tabular` (``kwargs``
       such as ``column_map`` and ``items`` go there).
     - ``source="ml-100k"`` without ``data_dir``: fetched once by :func:`fetch_ml100k_offline`.
@@ -55,9 +57,11 @@ def load_data(source="ml-100k", data_dir=None, **kwargs):
         return load_movielens(path, **kwargs)
     if tenrec_files(path):
         return load_tenrec(path, **kwargs)
+    if folder_files(path)[0] is not None:
+        return load_folder(path, **kwargs)
     raise DataError(
         f"{path}: no data found; expected RecBole atomic files (<name>.inter, .item, .user) or a MovieLens "
-        f"folder (u.data, ratings.dat or ratings.csv) or Tenrec files (QK-video.csv, ...); for a single table pass the file itself"
+        f"folder (u.data, ratings.dat or ratings.csv) or Tenrec files (QK-video.csv, ...) or interactions.tsv + items.tsv; for a single table pass the file itself"
     )
 
 
@@ -69,6 +73,7 @@ __all__ = [
     "from_hf_dataset",
     "load_atomic",
     "load_data",
+    "load_folder",
     "load_movielens",
     "load_tabular",
     "load_tenrec",
