@@ -147,11 +147,12 @@ def replay_rows(results_dir, dataset):
         finished = run["status"] == "finished"
         if not finished or "test" not in run:
             continue
-        curve = [(e["elapsed_s"], e["valid_ndcg@10"]) for e in run["epochs"] if "elapsed_s" in e]
+        curve = [(e["elapsed_seconds"], e["valid_ndcg@10"]) for e in run["curve"]]
         protocol = "test" if run["exclude_history"] else "test_history_kept"
-        rows.append({"model": "RePlay SASRec", "seed": run["seed"], protocol: {m: run["test"][m] for m in METRICS},
-                     "train_seconds": run.get("train_seconds"), "best_epoch": run["best_epoch"],
-                     "epochs_run": len(run["epochs"]), "valid_curve": curve, "finished": finished,
+        rows.append({"model": "RePlay SASRec", "seed": run["hyperparameters"]["seed"],
+                     protocol: {m: run["test"][m] for m in METRICS}, "train_seconds": run["train_seconds"],
+                     "best_epoch": run["best_epoch"], "epochs_run": run["epochs_run"], "valid_curve": curve,
+                     "finished": finished,
                      "source": os.path.relpath(path, ROOT), "hyperparameters": run.get("hyperparameters")})
     return rows
 
@@ -284,8 +285,11 @@ def main():
         for config in args.configs:
             output_dir = os.path.join(args.work_dir, name, config, f"seed{seed}")
             finished = os.path.exists(os.path.join(output_dir, "eval_results.json"))
-            if not finished and (config, seed) in earlier:
-                rows.append(earlier[(config, seed)])
+            row = earlier.get((config, seed))
+            # an earlier row stands for a run whose checkpoint is gone, unless it lacks the history-kept figures
+            # and this call may train (then the run is repeated to measure both protocols)
+            if not finished and row is not None and ("test_history_kept" in row or args.report_only):
+                rows.append(row)
                 continue
             if args.report_only and not finished:
                 continue
