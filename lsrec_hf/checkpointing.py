@@ -21,10 +21,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from .paths import CheckpointPathError, inside
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 TRAINER_STATE_NAME = "trainer_state.json"
+# What a checkpoint to resume from holds beyond the weights (a `best` checkpoint holds the weights alone).
+RESUME_FILES = ("model.safetensors", "optimizer.safetensors", "optimizer.json", "scheduler.json", TRAINER_STATE_NAME)
 
 
 class CheckpointError(RuntimeError):
@@ -59,8 +63,9 @@ def write_manifest(directory):
     write_json(os.path.join(directory, MANIFEST_NAME), {"files": files})
 
 
-def verify_manifest(directory):
-    """Raise `CheckpointError` naming the first file that is missing, truncated or altered."""
+def verify_manifest(directory, required=()):
+    """Raise `CheckpointError` naming the first file that is missing, truncated or altered, or lies outside
+    `directory`; the manifest must list every `required` file."""
     manifest_path = os.path.join(directory, MANIFEST_NAME)
     if not os.path.isfile(manifest_path):
         raise CheckpointError(f"{manifest_path} is missing: the checkpoint was not completely written")
@@ -69,11 +74,21 @@ def verify_manifest(directory):
             files = json.load(f)["files"]
     except (ValueError, KeyError) as error:
         raise CheckpointError(f"{manifest_path} is unreadable: {error}") from None
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{manifest_path} is unreadable: 'files' is not an object of file names")
+    unlisted = [name for name in required if name not in files]
+    if unlisted:
+        raise CheckpointError(f"{manifest_path} does not list {', '.join(unlisted)}: not a checkpoint of this library")
     for name, expected in files.items():
-        path = os.path.join(directory, name)
+        try:
+            path = inside(directory, name, manifest_path)  # a checkpoint vouches for its own files only
+        except CheckpointPathError as error:
+            raise CheckpointError(str(error)) from None
         if not os.path.isfile(path):
             raise CheckpointError(f"{path} is missing (listed in {MANIFEST_NAME})")
         size = os.path.getsize(path)
+        if not isinstance(expected, dict) or not {"bytes", "sha256"} <= expected.keys():
+            raise CheckpointError(f"{manifest_path} is unreadable: the entry of {name!r} lacks 'bytes' and 'sha256'")
         if size != expected["bytes"]:
             raise CheckpointError(f"{path} has {size} bytes, {expected['bytes']} were written: the file is truncated or altered")
         if _sha256(path) != expected["sha256"]:
@@ -174,7 +189,7 @@ def find_resumable(directory):
         if not os.path.isdir(candidate):
             continue
         try:
-            verify_manifest(candidate)
+            verify_manifest(candidate, RESUME_FILES)
             return candidate
         except CheckpointError as error:
             logger.warning("not resuming from %s: %s", candidate, error)
@@ -183,7 +198,7 @@ def find_resumable(directory):
 
 def load_checkpoint(directory, accelerator, model, optimizer, scheduler):
     """Restore a verified checkpoint written by `save_checkpoint`; returns the loop's state (a dict)."""
-    verify_manifest(directory)
+    verify_manifest(directory, RESUME_FILES)
     with open(os.path.join(directory, TRAINER_STATE_NAME), encoding="utf-8") as f:
         trainer_state = json.load(f)
     saved_processes = trainer_state.pop("num_processes", None)

@@ -4,6 +4,8 @@ import os
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .paths import is_hub_id
+
 TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model_cards",
                              "lsrec_model_card_template.md")
 _METRIC_NAMES = {"hr": "HR", "ndcg": "NDCG", "mrr": "MRR"}
@@ -16,15 +18,19 @@ def _template():
     return "---\n{{ card_data }}\n---\n\n# {{ model_name }}\n\n{{ metrics_table }}\n"  # installed without model_cards/
 
 
-def build_model_card(config, results=None, model_name="lsrec", repo_id=None):
+def build_model_card(config, results=None, model_name="lsrec", repo_id=None, base_model=None, adapter=False,
+                     recipe="recipes/pretrain.py"):
     """A card for a checkpoint from its config and the `eval_results.json` written by the recipe.
 
     Without `results` (a model trained elsewhere) the card describes the model and says nothing of its quality.
+    `repo_id` is what the how-to loads (a Hub id or a path). A fine-tuned model names the `base_model` it started
+    from (in the metadata when that is a Hub id); an `adapter` (PEFT) is a `peft` library card.
     """
     description = dict(
         model_name=model_name, repo_id=repo_id or model_name, text_encoder=config.text_encoder or "none",
         use_item_ids=config.use_item_ids, objective=config.objective, segment_length=config.segment_length,
-        memory_length=config.memory_length, memory=config.memory,
+        memory_length=config.memory_length, memory=config.memory, recipe=recipe, base_model=base_model,
+        adapter=adapter,
     )
     eval_results = None
     if results is not None:
@@ -49,6 +55,8 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None):
                            history_rule=("items in the user's input history excluded from the ranking"
                                          if results.get("exclude_history", True) else
                                          "items in the user's input history kept in the ranking (RecBole's protocol)"))
-    card_data = ModelCardData(library_name="transformers", pipeline_tag=None, tags=["recommendation", "lsrec"],
+    hub_base = base_model if base_model and not os.path.exists(base_model) and is_hub_id(base_model) else None
+    card_data = ModelCardData(library_name="peft" if adapter else "transformers", pipeline_tag=None,
+                              tags=["recommendation", "lsrec"] + (["lora"] if adapter else []), base_model=hub_base,
                               model_name=model_name, eval_results=eval_results, license="apache-2.0")
     return ModelCard.from_template(card_data, template_str=_template(), **description)

@@ -1,12 +1,16 @@
 """What the recipes share: data arguments and loading, Hub arguments, and the final test report."""
 
+import difflib
 import json
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
 
+from transformers.utils.hub import hf_api
+
 from .data import DataError, load_data
+from .data.errors import shown
 from .evaluation import evaluate_ranking, ranking_name
 from .model_card import build_model_card
 from .sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
@@ -25,6 +29,8 @@ class DataArguments:
     items: str | None = field(default=None, metadata={"help": "For a table: an items file (id, title, genres, text...)."})
     item_column_map: str | None = field(default=None, metadata={"help": 'For --items: JSON {"item_id": "movie", "title": "name"}.'})
     duplicates: str = field(default="drop", metadata={"help": "Exact duplicate events (same user, item, time): drop (counted) or keep.", "choices": ["drop", "keep"]})
+    sep: str | None = field(default=None, metadata={"help": "For a table: the field separator, e.g. ';' (default: from the file's extension)."})
+    encoding: str | None = field(default=None, metadata={"help": "The files' text encoding, e.g. 'latin-1' (default: UTF-8)."})
 
 
 @dataclass
@@ -47,7 +53,47 @@ def _loader_kwargs(data_args, parser):
                 parser.error(f"--{name} must be a JSON object: {error}")
     if data_args.items:
         kwargs["items"] = data_args.items
+    if data_args.sep is not None:
+        if not os.path.isfile(data_args.data_dir or data_args.dataset):
+            parser.error("--sep applies to a single table file (--dataset path/to/file.csv)")
+        kwargs["sep"] = data_args.sep
+    if data_args.encoding is not None:
+        kwargs["encoding"] = data_args.encoding
     return kwargs
+
+
+# transformers' TrainingArguments names for flags of ours: a transformers user types them first
+TRANSFORMERS_NAMES = {"--num_train_epochs": "--num_epochs", "--per_device_train_batch_size": "--batch_size",
+                      "--per_device_eval_batch_size": "--eval_batch_size"}
+
+
+def parse_recipe_args(parser, argv=None):
+    """`parser.parse_args_into_dataclasses`, taking transformers' names for our flags, and ending an unknown flag
+    with a usage message that names it (and the closest flag) instead of a traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for position, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if name in TRANSFORMERS_NAMES:
+            argv[position] = TRANSFORMERS_NAMES[name] + equals + value
+    _, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flags = [flag for action in parser._actions for flag in action.option_strings]
+        close = difflib.get_close_matches(unknown[0].partition("=")[0], flags, n=1)
+        parser.error(f"unknown argument {shown(unknown[0])}" + (f"; did you mean {close[0]}?" if close else "; see --help"))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def check_hub_repo(hub_args, output_dir, accelerator):
+    """Create (or find) the Hub repo before training, as transformers' Trainer does: a missing token or network
+    ends the run in seconds with a message, not after training with a traceback."""
+    if not hub_args.push_to_hub or not accelerator.is_main_process:
+        return
+    repo_id = hub_args.hub_model_id or os.path.basename(os.path.normpath(output_dir))
+    try:
+        hf_api().create_repo(repo_id, private=hub_args.hub_private or None, exist_ok=True)
+    except Exception as error:  # the Hub client raises OS, HTTP and connection errors of several libraries
+        sys.exit(f"error: --push_to_hub: cannot create or reach the Hub repo {repo_id!r} ({shown(str(error), 300)}); "
+                 f"log in (`hf auth login` or HF_TOKEN) and check the network, or leave out --push_to_hub")
 
 
 def run_recipe(main):
@@ -103,8 +149,11 @@ def make_splits(data, data_args, accelerator, catalog=None, config=None):
     return sequences, splits
 
 
-def test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator):
-    """Test the best weights, save the model with eval_results.json and a model card, print the table, push."""
+def test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator, base_model=None,
+                  recipe="recipes/pretrain.py"):
+    """Test the best weights, save the model with eval_results.json and a model card, print the table, push.
+
+    `base_model` is the checkpoint a fine-tuned model started from and `recipe` the script, both named in its card."""
     model = accelerator.unwrap_model(model)
     test = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
                             max_length=train_args.max_history_length, description="testing",
@@ -112,7 +161,8 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     if not accelerator.is_main_process:
         return test
     num_items = model.config.num_items
-    model.save_pretrained(train_args.output_dir)
+    # an adapter never carries the base's embeddings: its base is saved whole beside it, or is on the Hub
+    model.save_pretrained(train_args.output_dir, **({"save_embedding_layers": False} if hasattr(model, "peft_config") else {}))
     valid_best = next(h for h in state.history if h["epoch"] == state.best_epoch)
     results = {
         "dataset": data.name, "protocol": splits.protocol, "ranking": ranking_name(train_args.exclude_history),
@@ -126,7 +176,9 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     }
     write_json(os.path.join(train_args.output_dir, "eval_results.json"), results)
     name = os.path.basename(os.path.normpath(train_args.output_dir))
-    build_model_card(model.config, results, model_name=name).save(os.path.join(train_args.output_dir, "README.md"))
+    build_model_card(model.config, results, model_name=name, repo_id=hub_args.hub_model_id or train_args.output_dir,
+                     base_model=base_model, adapter=hasattr(model, "peft_config"),
+                     recipe=recipe).save(os.path.join(train_args.output_dir, "README.md"))
     print(f"\n{data.name}, {splits.protocol}, {ranking_name(train_args.exclude_history)} ({num_items} items, "
           f"{len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
     print(format_metrics_table(test))

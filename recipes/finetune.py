@@ -6,13 +6,14 @@
 
 The training loop, evaluation and checkpointing are those of `recipes/pretrain.py`. The adapter is saved on its
 own (`adapter_model.safetensors` + `adapter_config.json`, with the per-item output biases it trains beside the
-low-rank updates); `pipeline("recommendation", model=output_dir)` and
+low-rank updates); `pipeline("recommendation", model=output_dir)`, `AutoModel.from_pretrained(output_dir)` and
 `PeftModel.from_pretrained(base, output_dir)` load it on top of the base model it names, and
 `merge_and_unload()` folds it into the base weights for serving.
 
 Items the base model has never seen are added to its catalog (extended, never replaced): a new item starts as
-its text (content embedding through the text projection, zero id embedding, mean output bias). With LoRA the grown
-base model is saved in `output_dir/base_model` and the adapter points at it.
+its text (content embedding through the text projection, zero id embedding, mean output bias). With LoRA a grown
+or local base model is saved in `output_dir/base_model` and the adapter names it relative to its folder, so the
+folder loads after a move, from any directory; a Hub base is named by its id.
 """
 
 import logging
@@ -26,8 +27,9 @@ from transformers import AutoModel, HfArgumentParser
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
-from lsrec_hf.recipe_utils import (DataArguments, HubArguments, load_dataset, make_splits, run_recipe, setup_logging,
-                                   test_and_save)
+from lsrec_hf.paths import BASE_MODEL_DIR
+from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, load_dataset, make_splits,
+                                   parse_recipe_args, run_recipe, setup_logging, test_and_save)
 from lsrec_hf.text import encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -112,15 +114,19 @@ def grow_catalog(base, catalog, accelerator):
 
 def main(argv=None):
     parser = HfArgumentParser((FinetuneArguments, DataArguments, TrainingArguments, HubArguments))
-    finetune_args, data_args, train_args, hub_args = parser.parse_args_into_dataclasses(args=argv)
-    if train_args.output_dir == TrainingArguments.output_dir:
-        train_args.output_dir = "outputs/lsrec-finetuned"
+    parser.set_defaults(output_dir="outputs/lsrec-finetuned")  # --help states it too
+    finetune_args, data_args, train_args, hub_args = parse_recipe_args(parser, argv)
     if not finetune_args.full_finetune and train_args.learning_rate == TrainingArguments.learning_rate:
         # adapters start at zero and have few weights: they want a larger step than pretraining
         train_args.learning_rate = LORA_LEARNING_RATE
+    local_base = not finetune_args.full_finetune and os.path.isdir(finetune_args.base_model)
+    if hub_args.push_to_hub and local_base:
+        parser.error("--push_to_hub: the adapter would name a base model on this disk; push the base model and pass "
+                     "its Hub id as --base_model, or use --full_finetune true")
     accelerator = Accelerator()
     setup_logging(accelerator)
     set_seed(train_args.seed)
+    check_hub_repo(hub_args, train_args.output_dir, accelerator)
 
     base = AutoModel.from_pretrained(finetune_args.base_model, revision=finetune_args.base_revision)
     if base.catalog is None:
@@ -129,19 +135,24 @@ def main(argv=None):
     added = grow_catalog(base, data.catalog, accelerator)
     sequences, splits = make_splits(data, data_args, accelerator, catalog=base.catalog, config=base.config)
 
-    if added and not finetune_args.full_finetune:
-        # The adapter needs the grown base beside it: it is saved once and the adapter points at it.
-        base_dir = os.path.abspath(os.path.join(train_args.output_dir, "base_model"))
+    if added and hub_args.push_to_hub and not finetune_args.full_finetune:
+        raise DataError(f"--push_to_hub: the adapter needs the base model grown by {added} new items, which is not on "
+                        f"the Hub; use --full_finetune true, or push the grown base first")
+    if not finetune_args.full_finetune and (added or local_base):
+        # The adapter's folder carries the base it needs (grown, or a local one), named relative to the folder, so
+        # that the folder can be moved or shared (lsrec_hf.paths); a Hub base is named by its id.
         if accelerator.is_main_process:
-            base.save_pretrained(base_dir)
-        base.name_or_path = base_dir
+            base.save_pretrained(os.path.join(train_args.output_dir, BASE_MODEL_DIR))
+            base.config.save_pretrained(train_args.output_dir)  # so that transformers lets LSRec resolve the base
+        base.name_or_path = BASE_MODEL_DIR
     model = build_finetune_model(base, finetune_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     accelerator.print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f} %)")
 
     state = train(model, splits, train_args, accelerator)
-    test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator)
+    test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator,
+                  base_model=finetune_args.base_model, recipe="recipes/finetune.py")
     accelerator.end_training()
 
 

@@ -12,6 +12,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_MODEL = ["--hidden_size", "16", "--intermediate_size", "32", "--num_hidden_layers", "1",
                "--segment_length", "20", "--memory_length", "20", "--batch_size", "32", "--warmup_steps", "5"]
 
+# A model and a run of a few seconds, for recipe tests in-process (with `tiny_table`).
+TINY = ["--text_encoder", "none", "--hidden_size", "8", "--intermediate_size", "16", "--num_hidden_layers", "1",
+        "--segment_length", "4", "--memory_length", "4", "--batch_size", "8", "--warmup_steps", "1"]
+
+
+def tiny_table(path, sep=","):
+    """12 users with 6 events each over 12 items, as a table file (`user_id, item_id, timestamp`)."""
+    rows = [sep.join([f"u{u}", f"i{(u * 3 + t) % 12}", str(t)]) for u in range(12) for t in range(6)]
+    path.write_text(sep.join(["user_id", "item_id", "timestamp"]) + "\n" + "\n".join(rows) + "\n")
+    return str(path)
+
 
 def run(command, env_extra=None):
     env = {**os.environ, "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}

@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel
 
-from conftest import ROOT, SMALL_MODEL, run
+from conftest import ROOT, SMALL_MODEL, run, save_tiny_model
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.checkpointing import CheckpointError, find_resumable, load_checkpoint, save_checkpoint, verify_manifest
+from lsrec_hf.checkpointing import (RESUME_FILES, CheckpointError, find_resumable, load_checkpoint, save_checkpoint,
+                                    verify_manifest)
+from lsrec_hf.paths import CheckpointPathError
 
 
 def _run_parts(seed=0):
@@ -114,3 +118,61 @@ def test_recipe_resumes_from_the_last_good_checkpoint_when_the_newest_is_damaged
     stdout = run(base + ["--num_epochs", "2", "--resume", "true"])
     assert f"resumed from {last}.old at epoch 1" in stdout
     assert [h["epoch"] for h in json.loads((out / "eval_results.json").read_text())["history"]] == [1, 2]
+
+
+# --- loading a saved model is strict, and a checkpoint's files stay in its folder -------------------------------
+
+@pytest.fixture
+def saved_model(tmp_path):
+    return save_tiny_model(tmp_path / "model", [f"Movie {i}" for i in range(10)])
+
+
+def test_a_model_with_a_tensor_missing_from_its_weights_is_refused_by_name(saved_model):
+    weights = load_file(saved_model / "model.safetensors")
+    del weights["model.encoder.layers.0.attention.k_proj.bias"]
+    save_file(weights, saved_model / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(OSError, match=r"model\.safetensors does not hold.*missing.*layers\.0\.attention\.k_proj\.bias"):
+        AutoModel.from_pretrained(saved_model)
+
+
+def test_a_truncated_model_safetensors_is_named(saved_model):
+    weights = saved_model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])
+    with pytest.raises(OSError, match=r"model\.safetensors: not a readable safetensors file"):
+        AutoModel.from_pretrained(saved_model)
+
+
+def test_a_config_with_more_layers_than_the_weights_is_refused_before_allocating(saved_model):
+    config = json.loads((saved_model / "config.json").read_text())
+    (saved_model / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 100000}))
+    with pytest.raises(OSError, match=r"num_hidden_layers=100000.*holds 2 layers"):
+        AutoModel.from_pretrained(saved_model)
+
+
+def test_a_shard_index_naming_a_file_outside_the_folder_is_refused(saved_model, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.move(saved_model / "model.safetensors", outside / "model.safetensors")
+    keys = load_file(outside / "model.safetensors").keys()
+    (saved_model / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {key: "../outside/model.safetensors" for key in keys}}))
+    with pytest.raises(CheckpointPathError, match=r"index\.json names '\.\./outside/model\.safetensors'.*outside"):
+        AutoModel.from_pretrained(saved_model)
+
+
+@pytest.mark.parametrize("name", ["/etc/hostname", "../last.old/model.safetensors"])
+def test_a_manifest_naming_a_file_outside_its_checkpoint_is_not_a_checkpoint(checkpoint, name):
+    manifest = json.loads((checkpoint / "manifest.json").read_text())
+    manifest["files"][name] = {"bytes": 1, "sha256": "0"}
+    (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="outside"):
+        verify_manifest(str(checkpoint))
+    assert find_resumable(str(checkpoint)) is None
+
+
+def test_a_manifest_listing_only_a_foreign_file_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "hostname").write_text("x")
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": {"hostname": {"bytes": 1, "sha256": "0"}}}))
+    with pytest.raises(CheckpointError, match="does not list model.safetensors"):
+        verify_manifest(str(tmp_path), RESUME_FILES)
+    assert find_resumable(str(tmp_path)) is None

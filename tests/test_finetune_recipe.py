@@ -3,15 +3,17 @@
 import json
 import os
 import re
+import shutil
 import sys
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from peft import PeftModel
 from transformers import AutoModel, pipeline
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
-from conftest import ROOT, SMALL_MODEL, run
+from conftest import ROOT, SMALL_MODEL, TINY, run, tiny_table
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
@@ -62,6 +64,26 @@ def test_lora_trains_an_adapter_that_reloads_and_merges_to_the_reported_metrics(
     torch.testing.assert_close(merged.score_next(ids)[0], adapted.score_next(ids)[0], atol=1e-5, rtol=1e-5)
 
 
+def test_a_finetuned_folder_loads_after_a_move_from_another_directory(ml100k_slice, base_dir, tmp_path, monkeypatch):
+    out = tmp_path / "ft1"
+    # the base named relative to the working directory, as a user types it
+    run([sys.executable, FINETUNE, "--base_model", os.path.relpath(base_dir, ROOT), "--dataset", ml100k_slice,
+         "--output_dir", str(out), "--num_epochs", "1", "--batch_size", "64", "--warmup_steps", "1"])
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "base_model"
+    moved = tmp_path / "ft1_moved"
+    shutil.move(out, moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    ids = torch.tensor([[5, 9, 40, 300, 12]])
+    expected = PeftModel.from_pretrained(AutoModel.from_pretrained(base_dir), moved).eval().score_next(ids)[0]
+    loaded = AutoModel.from_pretrained(os.path.join("..", "ft1_moved")).eval()
+    torch.testing.assert_close(loaded.score_next(ids)[0], expected)
+    recommend = pipeline("recommendation", model=os.path.join("..", "ft1_moved"))
+    assert len(recommend(["50", "181"], top_k=3)) == 3
+
+
 def test_full_finetune_saves_a_whole_model(ml100k_slice, base_dir, tmp_path):
     out = tmp_path / "full"
     run([sys.executable, FINETUNE, "--base_model", str(base_dir), "--dataset", ml100k_slice, "--output_dir", str(out),
@@ -104,9 +126,12 @@ def test_new_items_extend_the_catalog_and_are_scored_through_their_text(ml100k_s
     assert torch.equal(grown.model.embeddings.item_ids.weight[1682:], torch.zeros(2, 16))  # new items start as text
 
     adapter_config = json.loads((out / "adapter_config.json").read_text())
-    assert os.path.samefile(adapter_config["base_model_name_or_path"], out / "base_model")
-    recommend = pipeline("recommendation", model=str(out))  # the adapter folder alone finds its grown base
+    assert adapter_config["base_model_name_or_path"] == "base_model"  # named inside the folder, which can move
+    moved = tmp_path / "grown_moved"
+    shutil.move(out, moved)
+    recommend = pipeline("recommendation", model=str(moved))  # the adapter folder alone finds its grown base
     assert len(recommend.lsrec_model.catalog) == 1684
+    out = moved
 
     adapted = PeftModel.from_pretrained(grown, out).eval()
     scores = adapted.score_next(torch.tensor([[5, 9, 40, 300, 12]]))[0][0]
@@ -160,3 +185,51 @@ def test_lora_on_item_embeddings_reaches_the_output_layer():
     assert changed.tolist() == [i == 20 for i in range(30)]
     merged = adapted.merge_and_unload().eval()
     torch.testing.assert_close(merged.score_next(ids)[0], scores)
+
+
+@pytest.fixture
+def recipes(monkeypatch, tmp_path):
+    """`pretrain` and `finetune` run in-process from `tmp_path`, with a tiny base model in `tmp_path/base`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "recipes"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    import finetune
+    import pretrain
+
+    table = tiny_table(tmp_path / "events.csv")
+    pretrain.main(["--dataset", table, "--output_dir", "base", "--num_epochs", "1", *TINY])
+    yield finetune, table
+    sys.modules.pop("pretrain", None)
+
+
+TINY_FINETUNE = ["--batch_size", "8", "--warmup_steps", "1", "--num_epochs", "1"]
+
+
+@pytest.mark.filterwarnings("ignore:.*appear only in the interactions")  # a table without an item file
+def test_a_finetuned_card_is_a_peft_card_naming_its_base_and_its_recipe(recipes):
+    finetune, table = recipes
+    finetune.main(["--base_model", "base", "--dataset", table, "--output_dir", "outputs/ft1", *TINY_FINETUNE])
+    card = ModelCard.load("outputs/ft1/README.md")
+    assert card.data.library_name == "peft" and "lora" in card.data.tags
+    assert "Fine-tuned from `base` as a LoRA adapter" in card.text
+    assert "with `recipes/finetune.py`" in card.text and 'from_pretrained("outputs/ft1")' in card.text
+    assert AutoModel.from_pretrained("outputs/ft1").catalog is not None  # the how-to works as written
+
+
+@pytest.mark.filterwarnings("ignore:.*appear only in the interactions")
+def test_pushing_an_adapter_of_a_local_base_is_refused_before_training(recipes, capsys):
+    finetune, table = recipes
+    with pytest.raises(SystemExit):
+        finetune.main(["--base_model", "base", "--dataset", table, "--output_dir", "ft", "--push_to_hub",
+                       *TINY_FINETUNE])
+    assert "--push_to_hub: the adapter would name a base model on this disk" in capsys.readouterr().err
+    assert not os.path.exists("ft")
+
+
+def test_finetune_help_states_its_own_output_dir_default(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "recipes"))
+    import finetune
+
+    with pytest.raises(SystemExit):
+        finetune.main(["--help"])
+    assert "outputs/lsrec-finetuned" in " ".join(capsys.readouterr().out.split())

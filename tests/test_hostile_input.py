@@ -255,6 +255,35 @@ def test_without_timestamps_repeats_are_events_in_row_order(tmp_path):
     assert data.interactions["timestamp"] == [0.0, 1.0] and data.report["duplicates_dropped"] == 0
 
 
+# --- one id and timestamp policy: ids read as written but for spaces (and leading zeros of numbers), counted ----
+
+
+def test_nanosecond_timestamps_beyond_2_53_are_an_error_not_merged_events(tmp_path):
+    rows = "a,x,1700000000000000001\na,x,1700000000000000002\na,x,1700000000000000003\n"
+    with pytest.raises(DataError, match=r"r\.csv, line 2: timestamp '1700000000000000001' is beyond 2\*\*53"):
+        quietly(load_tabular, write(tmp_path / "r.csv", HEADER + rows))
+    lines = "".join(json.dumps({"user_id": "a", "item_id": "x", "timestamp": 1700000000000000001 + i}) + "\n"
+                    for i in range(3))
+    with pytest.raises(DataError, match="beyond 2\\*\\*53"):
+        quietly(load_tabular, write(tmp_path / "r.jsonl", lines))
+
+
+def test_ids_with_spaces_around_them_are_one_id_and_counted(tmp_path, caplog):
+    data = quietly(load_tabular, write(tmp_path / "r.csv", HEADER + "a, 7,1\na,7 ,2\nb,7.0,3\n"))
+    assert data.interactions["item_id"] == ["7", "7", "7.0"]  # text ids stay as written, but for spaces
+    assert data.report["ids_normalized"] == 2 and "2 ids were written with spaces around them" in caplog.text
+    check_consistent(data)
+
+
+def test_a_whole_number_id_with_leading_zeros_is_its_number_in_grouplens_files(tmp_path):
+    folder = write_ml100k(tmp_path / "ml-100k")
+    write(folder / "u.data", "1\t001\t5\t874965758\n1\t2\t3\t876893171\n2\t1\t4\t888550871\n")
+    data = load_movielens(folder)
+    assert data.interactions["item_id"] == ["1", "2", "1"] and data.report["ids_normalized"] == 1
+    assert len(data.catalog) == 3 and data.catalog.titles[data.catalog.index("1")] == "Toy Story"
+    check_consistent(data)
+
+
 # --- users with one event; items without text --------------------------------------------------------------------
 
 

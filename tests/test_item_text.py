@@ -1,3 +1,5 @@
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -71,3 +73,18 @@ def test_rendered_text_never_keeps_empty_decoration(title, year, genres):
         assert text.startswith(title)
     if title and year and any(genres):
         assert text == DEFAULT_TEXT_TEMPLATE.format(title=title, year=year, genres=", ".join(g for g in genres if g))
+
+
+@pytest.mark.parametrize("template", ["{title:>4000}", "{title:>10000000}", "{title:d}", "{title!r}"])
+def test_a_format_spec_or_conversion_is_refused_naming_the_placeholder(template):
+    with pytest.raises(DataError, match=r"placeholder \{title\} has a format spec or conversion"):
+        render_item_text(template, {"title": "Heat"})
+
+
+def test_rendering_takes_linear_time_in_the_template():
+    spaces = " " * 20000
+    template = f"{{title}}{spaces}({{year}}).{spaces}Genres:{spaces}{{genres}}.{spaces}, {{brand}}"
+    start = time.perf_counter()
+    text = render_item_text(template, {"title": "Heat", "brand": ""})
+    assert time.perf_counter() - start < 1.0
+    assert text == "Heat."

@@ -11,7 +11,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModel
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
-from conftest import ROOT, SMALL_MODEL, run
+from conftest import ROOT, SMALL_MODEL, TINY, run, tiny_table
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
 from lsrec_hf.data import load_data
@@ -121,3 +121,48 @@ def test_duplicate_events_are_counted_in_the_report_never_dropped_silently(tmp_p
                   "--num_epochs", "1", *SMALL_MODEL, "--text_encoder", "none", "--duplicates", policy])
     assert f"rows read: 16, blank lines: 0, duplicates dropped: {dropped}, interactions: {events}" in stdout
     assert f"3 users, 7 items, {events} events" in stdout
+
+
+# --- the command line a transformers user expects ---------------------------------------------------------------
+
+@pytest.fixture
+def pretrain(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # a default output_dir lands here, not in the repository
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "recipes"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    import pretrain
+
+    yield pretrain
+    sys.modules.pop("pretrain", None)
+
+
+@pytest.mark.filterwarnings("ignore:.*appear only in the interactions")  # a table without an item file
+def test_transformers_flag_names_and_the_separator_the_loader_advises_are_accepted(pretrain, tmp_path):
+    table = tiny_table(tmp_path / "events.csv", sep=";")
+    pretrain.main(["--dataset", table, "--sep", ";", "--encoding", "utf-8", "--output_dir", str(tmp_path / "run"),
+                   "--num_train_epochs", "1", "--per_device_train_batch_size", "8", *TINY])
+    assert json.loads((tmp_path / "run" / "eval_results.json").read_text())["epochs_run"] == 1
+
+
+def test_an_unknown_flag_is_named_with_the_closest_one(pretrain, capsys):
+    with pytest.raises(SystemExit):
+        pretrain.main(["--epochs", "1", "--dataset", "no-such.csv"])
+    assert "unknown argument '--epochs'; did you mean --num_epochs?" in capsys.readouterr().err
+
+
+def test_help_gives_every_model_size_flag_a_description(pretrain, capsys):
+    with pytest.raises(SystemExit):
+        pretrain.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_dropout_prob"):
+        after = text.split(f"--{flag} {flag.upper()}")[1]
+        assert not after.lstrip().startswith("(default"), flag
+
+
+def test_push_to_hub_without_the_hub_stops_before_training(pretrain, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(SystemExit, match=r"--push_to_hub: cannot create or reach the Hub repo 'org/x'"):
+        pretrain.main(["--dataset", tiny_table(tmp_path / "events.csv"), "--output_dir", str(tmp_path / "run"),
+                       "--num_epochs", "1", "--push_to_hub", "--hub_model_id", "org/x", *TINY])
+    assert not (tmp_path / "run").exists()  # nothing was trained

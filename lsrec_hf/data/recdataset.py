@@ -43,7 +43,15 @@ class RecDataset:
             ``rows_read`` (records of the interactions source), ``blank_lines`` (skipped, not
             records), ``duplicates_dropped``, ``interactions`` (rows kept: ``rows_read`` minus
             ``duplicates_dropped``), ``items_without_text`` and ``items_only_in_interactions``
-            (items given the text ``"item <id>"``).
+            (items given the text ``"item <id>"``), ``ids_normalized`` (user and item ids of the interactions
+            read other than written, see below).
+
+    Ids are text, read as written except for spaces around them, which are stripped (``' 7'`` and ``'7 '`` are
+    the id ``'7'``); a number in a typed source (JSON, Parquet) that is a whole float is its integer text
+    (``7.0`` is ``'7'``), while the text ``'7.0'`` in a CSV file stays ``'7.0'``. Where ids must be whole numbers
+    (GroupLens files) an id is its number: ``'007'`` is ``'7'``. Every id so changed is counted and logged.
+    Timestamps are float64 numbers; a whole-number timestamp beyond 2**53 (nanoseconds) would merge distinct
+    times, so it is an error naming its row rather than silently rounded.
 
     Exact duplicate events, rows that repeat an earlier row's (user_id, item_id, timestamp), are
     dropped by default (the first is kept; counted, logged): usually one event logged twice.
@@ -132,7 +140,17 @@ def _ids(table, column, integer=False):
         if bad.any():
             i = int(np.argmax(bad))
             raise DataError(f"{table.where(i)}: column {table.label(column)} must be a whole number, got {shown(values.iloc[i])}")
+        values = values.str.lstrip("0").replace("", "0")  # a whole-number id is its number: "007" is item 7
     return values
+
+
+def _count_normalized(table, columns, values):
+    """How many ids of `columns` were read other than written (spaces around them, leading zeros), logged."""
+    count = sum(int((to_strings(table.frame[column]) != values[column]).sum()) for column in columns)
+    if count:
+        logger.warning("%s: %d ids were written with spaces around them or leading zeros; they are read without "
+                       "(' 7', '7 ' and, for whole-number ids, '007' are the id '7')", table.source, count)
+    return count
 
 
 def _numbers(table, column, dtype):
@@ -150,13 +168,30 @@ def _numbers(table, column, dtype):
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             values = pd.to_numeric(strings, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(values)
+    if column == TIME and not bad.any():
+        bad = _inexact_times(series, values)
     if bad.any():
         i = int(np.argmax(bad))
         got = series.iloc[i]
+        if np.isfinite(values[i]):
+            raise DataError(f"{table.where(i)}: timestamp {shown(got)} is beyond 2**53, where float64 seconds merge "
+                            f"distinct times; give timestamps in seconds or milliseconds")
         what = "is empty" if _one_str(got).strip() == "" else f"must be a number, got {shown(got)}"
         hint = " (Unix seconds)" if column == TIME else ""
         raise DataError(f"{table.where(i)}: column {table.label(column)} {what}; expected a number{hint}")
     return values.astype(dtype)
+
+
+def _inexact_times(series, values):
+    """Mask of whole-number timestamps beyond 2**53 (nanoseconds, say), which float64 cannot keep apart."""
+    big = np.abs(values) > 2.0**53
+    if not big.any():
+        return big
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return big
+    if pd.api.types.is_datetime64_any_dtype(series.dtype) or pd.api.types.is_float_dtype(series.dtype):
+        return np.zeros(len(values), bool)  # already a date or a float: no digits were lost in reading
+    return big & to_strings(series).str.strip().str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
 
 
 def _genre_list(value):
@@ -281,6 +316,7 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
     for column in (USER, ITEM):
         _require(interactions, column)
     frame = pd.DataFrame({USER: _ids(interactions, USER, integer_ids), ITEM: _ids(interactions, ITEM, integer_ids)})
+    normalized = _count_normalized(interactions, (USER, ITEM), frame)
     features = {USER: datasets.Value("string"), ITEM: datasets.Value("string")}
     if TIME in interactions.frame.columns:
         frame[TIME] = _numbers(interactions, TIME, np.float64)
@@ -316,5 +352,6 @@ def build_rec_dataset(interactions, items=None, users=None, name="", text_templa
     report = {
         "rows_read": len(interactions), "blank_lines": interactions.blank_lines, "duplicates_dropped": dropped,
         "interactions": len(frame), "items_without_text": without_text, "items_only_in_interactions": only_in_interactions,
+        "ids_normalized": normalized,
     }  # fmt: skip
     return RecDataset(dataset, catalog, user_dataset, name, report)
