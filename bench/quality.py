@@ -52,6 +52,7 @@ CONFIGS = {
     "text-only": ["--use_item_ids", "false"],
     "id-dropout": ["--item_id_dropout", "0.5"],
     "dropout-0.5": ["--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
+    "standardized-text": ["--standardize_content", "true"],
 }
 DESCRIPTIONS = {
     "default": "lsrec_hf long+short, text+id, causal (default)",
@@ -62,6 +63,7 @@ DESCRIPTIONS = {
     "text-only": "lsrec_hf long+short, text-only items, causal",
     "id-dropout": "lsrec_hf long+short, text+id with item_id_dropout 0.5, causal",
     "dropout-0.5": "lsrec_hf default with dropout 0.5",
+    "standardized-text": "lsrec_hf default with standardized text embeddings",
     "RePlay SASRec": "RePlay 0.22 SASRec, cross-entropy",
 }
 METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "mrr@20"]

@@ -7,23 +7,27 @@ encoder -> pretrained base -> bare model (one segment, then a whole history chun
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, ModelOutput, cached_file
+from transformers.utils import (ADAPTER_CONFIG_NAME, CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME,
+                                ModelOutput, cached_file)
 from transformers.utils.hub import hf_api
 
 from .catalog import CATALOG_NAME, ItemCatalog
 from .configuration_lsrec import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, LSRecConfig
+from .data.errors import shown_columns
 from .model_card import build_model_card
+from .paths import inside, resolve_base_model
 
 EVAL_RESULTS_NAME = "eval_results.json"
 # Checkpoints written before the output bias became a module (`LSRecOutputBias`) store it under this key.
@@ -89,6 +93,9 @@ class LSRecItemEmbeddings(nn.Module):
         if config.use_content:
             # Persistent so the content embeddings travel inside model.safetensors with the weights.
             self.register_buffer("content_embeddings", torch.zeros(config.num_items, config.content_dim))
+            if config.standardize_content:  # the catalog's statistics, fixed by `set_content_embeddings`
+                self.register_buffer("content_mean", torch.zeros(config.content_dim))
+                self.register_buffer("content_scale", torch.ones(config.content_dim))
             self.text_proj = nn.Linear(config.content_dim, config.hidden_size)
         else:
             self.text_proj = None
@@ -102,6 +109,15 @@ class LSRecItemEmbeddings(nn.Module):
             self.target_scenario = None
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    @torch.no_grad()
+    def set_content_embeddings(self, embeddings):
+        """Copy the catalog's content embeddings `[num_items, content_dim]` in (and fix their statistics)."""
+        embeddings = torch.as_tensor(embeddings, dtype=self.content_embeddings.dtype)
+        self.content_embeddings.copy_(embeddings)
+        if hasattr(self, "content_mean"):
+            self.content_mean.copy_(embeddings.mean(0))
+            self.content_scale.copy_(1.0 / embeddings.std(0).clamp(min=1e-6))
 
     def item_representations(self, item_indices=None):
         """Representations of catalog items (all of them, or `item_indices`), shared with the output layer."""
@@ -118,6 +134,8 @@ class LSRecItemEmbeddings(nn.Module):
                 reps = reps * keep[..., None].to(reps.dtype)
         if self.text_proj is not None:
             content = self.content_embeddings if item_indices is None else self.content_embeddings[item_indices]
+            if hasattr(self, "content_mean"):
+                content = (content - self.content_mean) * self.content_scale
             reps = reps + self.text_proj(content.to(self.text_proj.weight.dtype))
         return reps
 
@@ -336,16 +354,51 @@ class LSRecPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """As transformers' `from_pretrained`, but strict, and with the catalog and eval results of the checkpoint.
+
+        Every tensor the model expects must be in the checkpoint (an error names the missing ones, and the file), a
+        config must fit its weights before anything is allocated, and every file the checkpoint names must lie inside
+        its folder (`lsrec_hf.paths`). An adapter folder (PEFT) loads on top of the base model it names.
+        """
         output_loading_info = kwargs.pop("output_loading_info", False)
-        model, loading_info = super().from_pretrained(pretrained_model_name_or_path, *model_args,
-                                                      output_loading_info=True, **kwargs)
+        adapter_kwargs = dict(kwargs.pop("adapter_kwargs", None) or {})
+        adapter_dir = adapter_kwargs.pop("_adapter_model_path", None)  # AutoModel found an adapter config
+        source = os.fspath(pretrained_model_name_or_path)
+        if adapter_dir is None and os.path.isfile(os.path.join(source, ADAPTER_CONFIG_NAME)):
+            adapter_dir = source
+        if adapter_dir is not None and os.path.isdir(adapter_dir):
+            config_path = os.path.join(adapter_dir, ADAPTER_CONFIG_NAME)
+            with open(config_path, encoding="utf-8") as f:
+                base = json.load(f).get("base_model_name_or_path") or ""
+            base = resolve_base_model(adapter_dir, base, config_path)
+            model, loading_info = cls.from_pretrained(base, *model_args, output_loading_info=True, **kwargs)
+            model.load_adapter(adapter_dir, adapter_kwargs=adapter_kwargs)
+            return (model, loading_info) if output_loading_info else model
+        if adapter_dir is not None:  # an adapter on the Hub: transformers loads it
+            adapter_kwargs["_adapter_model_path"] = adapter_dir
+        if adapter_kwargs:
+            kwargs["adapter_kwargs"] = adapter_kwargs
         hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
                       if k in kwargs}
+        weights = _check_config_fits_weights(pretrained_model_name_or_path, kwargs.get("config"), hub_kwargs)
+        try:
+            model, loading_info = super().from_pretrained(pretrained_model_name_or_path, *model_args,
+                                                          output_loading_info=True, **kwargs)
+        except SafetensorError as error:
+            raise OSError(f"{', '.join(weights) or source}: not a readable safetensors file ({error})") from None
         if LEGACY_OUTPUT_BIAS_KEY in loading_info["unexpected_keys"] and hasattr(model, "output_bias"):
             with torch.no_grad():
                 model.output_bias.bias.copy_(_read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs))
             loading_info["unexpected_keys"].discard(LEGACY_OUTPUT_BIAS_KEY)
             loading_info["missing_keys"].discard("output_bias.bias")
+        # a model with weights it did not read would serve different scores than the one that was saved
+        problems = {"missing": loading_info["missing_keys"], "of another shape": loading_info["mismatched_keys"]}
+        if hasattr(model, "output_bias"):  # the bare LSRecModel leaves a head's tensors unused, as BertModel does
+            problems["not used by the model"] = loading_info["unexpected_keys"]
+        problems = {what: sorted(map(str, keys)) for what, keys in problems.items() if keys}
+        if problems:
+            listed = "; ".join(f"{what}: {shown_columns(keys)}" for what, keys in problems.items())
+            raise OSError(f"{', '.join(weights) or source} does not hold the weights of this model ({listed})")
         path = cached_file(pretrained_model_name_or_path, CATALOG_NAME,
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is None:  # a PEFT adapter folder: the catalog lives with the base model it names
@@ -388,6 +441,53 @@ def _read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs):
             weights_name = json.load(f)["weight_map"][LEGACY_OUTPUT_BIAS_KEY]
     with safe_open(cached_file(pretrained_model_name_or_path, weights_name, **hub_kwargs), framework="pt") as f:
         return f.get_tensor(LEGACY_OUTPUT_BIAS_KEY)
+
+
+def _check_config_fits_weights(pretrained_model_name_or_path, config, hub_kwargs):
+    """Check, from the safetensors headers alone, that the config's layers and items are those of the weights.
+
+    Run before transformers allocates the model, so that a config saying `num_hidden_layers: 100000` is an error
+    naming it rather than a machine out of memory. Also refuses shard index entries outside the checkpoint's folder.
+    Returns the weight files (local paths) for messages.
+    """
+    def find(name):
+        return cached_file(pretrained_model_name_or_path, name, _raise_exceptions_for_missing_entries=False,
+                           **hub_kwargs)
+
+    index, config_path = find(SAFE_WEIGHTS_INDEX_NAME), find(CONFIG_NAME)
+    if index is not None:
+        with open(index, encoding="utf-8") as f:
+            names = sorted(set(json.load(f)["weight_map"].values()))
+        for name in names:
+            inside(os.path.dirname(index), name, index)
+        weights = [find(name) or os.path.join(os.path.dirname(index), name) for name in names]
+    else:
+        weights = [path for path in [find(SAFE_WEIGHTS_NAME)] if path is not None]
+    if not weights or (config is None and config_path is None):
+        return weights  # transformers says what is missing
+    shapes = {}
+    for path in weights:
+        try:
+            with safe_open(path, framework="pt") as f:
+                shapes.update({key: f.get_slice(key).get_shape() for key in f.keys()})
+        except (SafetensorError, OSError) as error:
+            raise OSError(f"{path}: not a readable safetensors file ({error})") from None
+    if config is None or isinstance(config, (str, os.PathLike)):
+        config_path = config_path if config is None else os.fspath(config)
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+    elif not isinstance(config, dict):
+        config = config.to_dict()
+    layers = {int(m.group(1)) for key in shapes if (m := re.search(r"(?:^|\.)encoder\.layers\.(\d+)\.", key))}
+    expected = config.get("num_hidden_layers")
+    if layers and expected != len(layers):
+        raise OSError(f"{config_path or 'config'} says num_hidden_layers={expected!r}, but {', '.join(weights)} "
+                      f"holds {len(layers)} layers")
+    bias = shapes.get("output_bias.bias") or shapes.get(LEGACY_OUTPUT_BIAS_KEY)
+    if bias is not None and config.get("num_items") != bias[0]:
+        raise OSError(f"{config_path or 'config'} says num_items={config.get('num_items')!r}, but "
+                      f"{', '.join(weights)} scores {bias[0]} items")
+    return weights
 
 
 class LSRecModel(LSRecPreTrainedModel):

@@ -17,8 +17,8 @@ from transformers import HfArgumentParser
 
 import lsrec_hf
 from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES
-from lsrec_hf.recipe_utils import (DataArguments, HubArguments, feature_vocabularies, load_dataset, make_splits,
-                                   run_recipe, setup_logging, test_and_save)
+from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, feature_vocabularies, load_dataset,
+                                   make_splits, parse_recipe_args, run_recipe, setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -28,14 +28,15 @@ class ModelArguments:
     text_encoder: str | None = field(default=DEFAULT_TEXT_ENCODER, metadata={"help": "Sentence-transformers model for item text; 'none' for id-only."})
     use_item_ids: bool = field(default=True, metadata={"help": "Learn an id embedding per item."})
     item_id_dropout: float = field(default=0.0, metadata={"help": "Training probability of leaving an item's id embedding out (its text alone): better cold items."})
+    standardize_content: bool = field(default=False, metadata={"help": "Centre and scale each dimension of the text embeddings on the catalog's statistics before the projection."})
     memory: str = field(default="long+short", metadata={"help": "Which interest the model reads.", "choices": list(MEMORY_MODES)})
     objective: str = field(default="causal", metadata={"help": "Next-item (causal) or masked-item (cloze) training.", "choices": list(OBJECTIVES)})
-    hidden_size: int = field(default=64)
-    num_hidden_layers: int = field(default=2)
-    num_attention_heads: int = field(default=2)
-    intermediate_size: int = field(default=256)
-    hidden_dropout_prob: float = field(default=0.3)
-    attention_probs_dropout_prob: float = field(default=0.3)
+    hidden_size: int = field(default=64, metadata={"help": "Width of every token and hidden state."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Transformer layers."})
+    num_attention_heads: int = field(default=2, metadata={"help": "Attention heads per layer (must divide hidden_size)."})
+    intermediate_size: int = field(default=256, metadata={"help": "Width of each layer's feed-forward block."})
+    hidden_dropout_prob: float = field(default=0.3, metadata={"help": "Dropout on embeddings and hidden states."})
+    attention_probs_dropout_prob: float = field(default=0.3, metadata={"help": "Dropout on attention weights."})
     segment_length: int = field(default=50, metadata={"help": "Events in the short segment / each long-memory chunk."})
     memory_length: int = field(default=50, metadata={"help": "Cached states per layer (XL memory)."})
     loss: str = field(default="full", metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
@@ -50,10 +51,11 @@ def _names(text):
 
 def main(argv=None):
     parser = HfArgumentParser((DataArguments, ModelArguments, TrainingArguments, HubArguments))
-    data_args, model_args, train_args, hub_args = parser.parse_args_into_dataclasses(args=argv)
+    data_args, model_args, train_args, hub_args = parse_recipe_args(parser, argv)
     accelerator = Accelerator()
     setup_logging(accelerator)
     set_seed(train_args.seed)
+    check_hub_repo(hub_args, train_args.output_dir, accelerator)
 
     data = load_dataset(data_args, parser, accelerator)
     context_features = _names(model_args.context_features)
@@ -78,7 +80,7 @@ def main(argv=None):
     sequences, splits = make_splits(data, data_args, accelerator, config=config)
     model = lsrec_hf.LSRecForSequentialRecommendation(config)
     if use_text:
-        model.model.embeddings.content_embeddings.copy_(embeddings)
+        model.model.embeddings.set_content_embeddings(embeddings)
     model.catalog = data.catalog
 
     state = train(model, splits, train_args, accelerator)
