@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 CATALOG_NAME = "catalog.json"
 
 DEFAULT_TEXT_TEMPLATE = "{title} ({year}). Genres: {genres}."
+# An id, a title, a text and attributes: 64 KiB per item is pages of text. A catalog.json far larger than that for
+# the model's item count is not its catalog, and is refused before it is parsed (a 2 GB file takes minutes and GBs).
+MAX_BYTES_PER_ITEM = 64 * 1024
 
 
 @dataclass
@@ -87,13 +90,28 @@ class ItemCatalog:
         return path
 
     @classmethod
-    def load(cls, path):
-        """Load from a ``catalog.json`` file or a directory that holds one."""
+    def load(cls, path, num_items=None):
+        """Load from a ``catalog.json`` file or a directory that holds one.
+
+        With ``num_items`` (the model's `config.num_items`), a file too large for that many items is refused before
+        it is read, and a catalog of another size once read. Every error is a ``ValueError`` naming the file.
+        """
         if os.path.isdir(path):
             path = os.path.join(path, CATALOG_NAME)
+        size = os.path.getsize(path)
+        if num_items is not None and size > (num_items + 1) * MAX_BYTES_PER_ITEM:
+            raise ValueError(f"{path}: {size / 2**20:.1f} MiB is too large for the catalog of a model of {num_items} "
+                             f"items (config.num_items; at most {MAX_BYTES_PER_ITEM // 1024} KiB an item): not this "
+                             f"model's catalog")
         with open(path, encoding="utf-8") as f:
             try:
                 data = json.load(f)
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
                 raise ValueError(f"{path}: not a valid catalog file ({e})") from None
-        return cls.from_dict(data)
+        try:
+            catalog = cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # a key missing, a list of the wrong length...
+            raise ValueError(f"{path}: not a valid catalog file ({type(e).__name__}: {e})") from None
+        if num_items is not None and len(catalog) != num_items:
+            raise ValueError(f"{path}: the catalog has {len(catalog)} items but the model scores {num_items}")
+        return catalog

@@ -386,6 +386,13 @@ class LSRecPreTrainedModel(PreTrainedModel):
                                                           output_loading_info=True, **kwargs)
         except SafetensorError as error:
             raise OSError(f"{', '.join(weights) or source}: not a readable safetensors file ({error})") from None
+        except RuntimeError as error:  # transformers logs which tensors differ, and raises without them
+            if "ignore_mismatched_sizes" not in str(error) or not weights:
+                raise
+            raise OSError(f"{', '.join(weights)} does not hold the weights of the model its {CONFIG_NAME} describes "
+                          f"(of another shape: "
+                          f"{_mismatched_shapes(cls, pretrained_model_name_or_path, kwargs.get('config'), weights)})"
+                          ) from None
         if LEGACY_OUTPUT_BIAS_KEY in loading_info["unexpected_keys"] and hasattr(model, "output_bias"):
             with torch.no_grad():
                 model.output_bias.bias.copy_(_read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs))
@@ -410,10 +417,7 @@ class LSRecPreTrainedModel(PreTrainedModel):
                 if base:
                     path = cached_file(base, CATALOG_NAME, _raise_exceptions_for_missing_entries=False)
         if path is not None:
-            model.catalog = ItemCatalog.load(path)
-            if len(model.catalog) != model.config.num_items:
-                raise ValueError(f"{path}: the catalog has {len(model.catalog)} items but the model scores "
-                                 f"{model.config.num_items}")
+            model.catalog = ItemCatalog.load(path, num_items=model.config.num_items)  # sizes checked, by name
         path = cached_file(pretrained_model_name_or_path, EVAL_RESULTS_NAME,
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is not None:
@@ -441,6 +445,20 @@ def _read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs):
             weights_name = json.load(f)["weight_map"][LEGACY_OUTPUT_BIAS_KEY]
     with safe_open(cached_file(pretrained_model_name_or_path, weights_name, **hub_kwargs), framework="pt") as f:
         return f.get_tensor(LEGACY_OUTPUT_BIAS_KEY)
+
+
+def _mismatched_shapes(cls, pretrained_model_name_or_path, config, weights):
+    """'name [saved shape] vs [shape of the config]' for each tensor whose shape is not the config's, for a message."""
+    if not isinstance(config, LSRecConfig):
+        config = cls.config_class.from_pretrained(pretrained_model_name_or_path)
+    with torch.device("meta"):  # shapes only: no memory, whatever sizes the config says
+        expected = {key: tuple(value.shape) for key, value in cls(config).state_dict().items()}
+    found = []
+    for path in weights:
+        with safe_open(path, framework="pt") as f:
+            found += [f"{key} {list(shape)} vs {list(expected[key])}" for key in f.keys()
+                      if key in expected and tuple(shape := f.get_slice(key).get_shape()) != expected[key]]
+    return shown_columns(found, limit=5)
 
 
 def _check_config_fits_weights(pretrained_model_name_or_path, config, hub_kwargs):

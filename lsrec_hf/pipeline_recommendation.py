@@ -6,6 +6,7 @@ task. The model's item catalog turns item ids and titles into tokens and scores 
 
 import difflib
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,37 @@ def _checked_items(items, where):
             raise ValueError(f"{where}[{position}]: an item is an id or a title (str or int), got "
                              f"{type(item).__name__} {shown(item)}")
     return list(items)
+
+
+def _check_state(state, config):
+    """A ValueError naming both sizes when `state` comes from a model whose catalog or layers this one lacks."""
+    # A state saved before it recorded its catalog size still shows one through its largest item token.
+    largest = int(state.tokens.max()) - NUM_SPECIAL_TOKENS + 1 if len(state.tokens) else 0
+    if max(state.num_items or 0, largest) > config.num_items:
+        size = state.num_items if (state.num_items or 0) >= largest else f"at least {largest}"
+        raise ValueError(f"memory: this user state comes from a model with a catalog of {size} items, but this "
+                         f"model's catalog has {config.num_items}: encode the user again with this model "
+                         f"(lsrec_hf.user_state.encode_user)")
+    if state.memory is not None:
+        layers, width = len(state.memory.hidden), state.memory.hidden[0].shape[-1]
+        if (layers, width) != (config.num_hidden_layers, config.hidden_size):
+            raise ValueError(f"memory: this user state comes from a model with {layers} layers of width {width}, "
+                             f"but this model has {config.num_hidden_layers} of width {config.hidden_size}: encode "
+                             f"the user again with this model (lsrec_hf.user_state.encode_user)")
+
+
+def _shortfall(who, left, offered, top_k, has_candidates):
+    """Why fewer than `top_k` items come back for one user: the history items left out of `offered` ones."""
+    dropped = offered - left
+    if has_candidates:
+        what = f"{dropped} of the {offered} candidates are in the history"
+    elif left == 0:
+        what = f"the history covers the whole catalog ({offered} items)"
+    else:
+        what = f"the history holds {dropped} of the catalog's {offered} items"
+    outcome = "nothing is left to recommend" if left == 0 else f"{left} items come back instead of {top_k}"
+    return (f"{who}{what}, and history items are not recommended again: {outcome} (pass exclude_history=False to "
+            f"rank them too)")
 
 
 def _user_history(user, where):
@@ -147,8 +179,10 @@ class RecommendationPipeline(Pipeline):
         Return:
             Per user, a list of `{"item_id", "title", "score", "explanation"}`, best first (`explanation` is `None`
             unless `explain=True`); the list itself for a single history. Fewer than `top_k` items come back when
-            exclusions or `candidates` leave fewer. With `profile=True`, per user
-            `{"recommendations": [...], "profile": {"long_term": ..., "short_term": ...}}` instead of the list.
+            `candidates` are fewer, or when the history holds some of them (or of the catalog): a `UserWarning` then
+            says how many history items were left out, and the list is empty, quickly, when nothing is left. With
+            `profile=True`, per user `{"recommendations": [...], "profile": {"long_term": ..., "short_term": ...}}`
+            instead of the list; `long_term` is `{}` when the history has no events before the short segment.
         """
         if isinstance(inputs, dict) or _is_history(inputs):
             inputs = _Users([inputs], single=True)
@@ -181,6 +215,7 @@ class RecommendationPipeline(Pipeline):
             if not isinstance(memory, UserState):
                 raise TypeError(f"memory must be a UserState (see lsrec_hf.user_state.encode_user), "
                                 f"got {type(memory).__name__}")
+            _check_state(memory, config)
             preprocess_params["memory"] = memory
         if top_k is not None:
             if not _is_item(top_k) or isinstance(top_k, str) or top_k < 1:
@@ -294,6 +329,12 @@ class RecommendationPipeline(Pipeline):
         if "candidates" in model_inputs:
             scores = scores.masked_fill(~model_inputs["candidates"], float("-inf"))
         top = scores.topk(min(top_k, scores.shape[1]))
+        if exclude_history:
+            offered = int(model_inputs["candidates"].sum()) if "candidates" in model_inputs else scores.shape[1]
+            for row, left in enumerate((scores > float("-inf")).sum(1).tolist()):
+                if left < min(top_k, offered):
+                    who = "" if model_inputs["single"] else f"inputs[{row}]: "
+                    warnings.warn(_shortfall(who, left, offered, top_k, "candidates" in model_inputs), stacklevel=2)
         explanations = None
         if explain:
             explanations = []
@@ -304,7 +345,8 @@ class RecommendationPipeline(Pipeline):
                 if context:
                     side = (context["context_ids"][len(explanations), row != PAD_TOKEN_ID],
                             context["target_context_ids"][len(explanations)])
-                explanations.append(explain_recommendations(model, history, kept, memory, context=side))
+                # nothing left to explain: no deletion pass over the history
+                explanations.append(explain_recommendations(model, history, kept, memory, context=side) if kept else [])
         profiles = None
         if profile:
             profiles = [interest_profile(model, (row[row != PAD_TOKEN_ID] - NUM_SPECIAL_TOKENS).tolist())

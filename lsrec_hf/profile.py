@@ -6,7 +6,7 @@ weights are those counts divided by their sum. It describes what the user intera
 recommendation is for `lsrec_hf.explain`.
 
 The split is the model's: short-term is the events of the short segment the model reads last, long-term the events
-before it (all events when the history fits in the short segment).
+before it (none when the history fits in the short segment: the long-term profile is then `{}`).
 """
 
 import re
@@ -62,13 +62,14 @@ def interest_profile(model, history_item_indices, top_n=DEFAULT_TOP_N):
     Returns `{"long_term": profile, "short_term": profile}`, each profile `{kind: {aspect: weight}}`, e.g.
     `{"genres": {"Drama": 0.31, ...}, "decades": {"1990s": 0.8, ...}, "keywords": {"star": 0.05, ...}}`: the
     `top_n` aspects of each kind, best first, weighted by their share of all that kind's counts in that part of the
-    history (so the weights sum to 1 when nothing is cut). Needs the model's catalog.
+    history (so the weights sum to 1 when nothing is cut). `long_term` is `{}` when the history has no events before
+    the short segment: the short term is not repeated as a long term. Needs the model's catalog.
     """
     history = [int(i) for i in history_item_indices]
     if not history:
         raise ValueError("an interest profile needs at least one event")
     split = max(len(history) - short_segment_length(model.config), 0)
-    return {"long_term": _profile(model.catalog, history[:split] or history, top_n),
+    return {"long_term": _profile(model.catalog, history[:split], top_n),
             "short_term": _profile(model.catalog, history[split:], top_n)}
 
 

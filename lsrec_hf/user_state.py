@@ -18,6 +18,7 @@ States are saved with safetensors, never pickle.
 from dataclasses import dataclass
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .modeling_lsrec import LSRecMemory
@@ -36,10 +37,13 @@ class UserState:
         segment, and before it fewer than `segment_length` events waiting to make a whole chunk.
     memory: what the events before `tokens` left behind (`LSRecMemory` of batch 1), or `None` when nothing did
         (a history within the short segment, or a model without long memory).
+    num_items: the catalog size of the model that encoded it (`None` for a state saved before it was recorded), so
+        that a model with a smaller catalog refuses it by name rather than failing on an item index.
     """
 
     tokens: torch.Tensor
     memory: LSRecMemory | None = None
+    num_items: int | None = None
 
     @property
     def empty(self):
@@ -50,7 +54,7 @@ class UserState:
         if memory is not None:
             memory = LSRecMemory(tuple(h.to(device) for h in memory.hidden), memory.mask.to(device),
                                  memory.long_sum.to(device), memory.long_count.to(device))
-        return UserState(self.tokens.to(device), memory)
+        return UserState(self.tokens.to(device), memory, self.num_items)
 
     def save(self, path):
         tensors = {"tokens": self.tokens}
@@ -58,19 +62,23 @@ class UserState:
             tensors.update({f"memory.hidden.{i}": h for i, h in enumerate(self.memory.hidden)})
             tensors.update({"memory.mask": self.memory.mask, "memory.long_sum": self.memory.long_sum,
                             "memory.long_count": self.memory.long_count})
-        save_file({name: t.detach().cpu().contiguous() for name, t in tensors.items()}, path,
-                  metadata={"format": "lsrec_user_state"})
+        metadata = {"format": "lsrec_user_state"}
+        if self.num_items is not None:
+            metadata["num_items"] = str(self.num_items)
+        save_file({name: t.detach().cpu().contiguous() for name, t in tensors.items()}, path, metadata=metadata)
 
     @classmethod
     def load(cls, path, device="cpu"):
         tensors = load_file(path, device=str(device))
+        with safe_open(path, framework="pt") as f:
+            num_items = (f.metadata() or {}).get("num_items")
         memory = None
         if "memory.mask" in tensors:
             num_layers = sum(name.startswith("memory.hidden.") for name in tensors)
             hidden = tuple(tensors[f"memory.hidden.{i}"] for i in range(num_layers))
             memory = LSRecMemory(hidden, tensors["memory.mask"], tensors["memory.long_sum"],
                                  tensors["memory.long_count"])
-        return cls(tensors["tokens"], memory)
+        return cls(tensors["tokens"], memory, int(num_items) if num_items is not None else None)
 
 
 @torch.no_grad()
@@ -98,13 +106,14 @@ def fold_in(model, state, new_tokens):
     state = state.to(model.device)
     tokens = torch.cat([state.tokens, torch.as_tensor(new_tokens, dtype=torch.long, device=model.device).flatten()])
     memory, split = state.memory, max(len(tokens) - short_segment_length(model.config), 0)
+    num_items = model.config.num_items
     if not model.config.uses_long_memory:  # a short-memory model forgets what leaves the segment
-        return UserState(tokens[split:])
+        return UserState(tokens[split:], num_items=num_items)
     if memory is not None:  # whole chunks only, so the boundaries stay those of the first read (chunked as fresh)
         split -= split % model.config.segment_length
     if split:
         memory = _read_into_memory(model, tokens[:split], memory)
-    return UserState(tokens[split:], memory)
+    return UserState(tokens[split:], memory, num_items)
 
 
 def segment_and_memory(model, state):

@@ -176,3 +176,24 @@ def test_a_manifest_listing_only_a_foreign_file_is_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="does not list model.safetensors"):
         verify_manifest(str(tmp_path), RESUME_FILES)
     assert find_resumable(str(tmp_path)) is None
+
+
+def test_a_catalog_far_too_large_for_num_items_is_refused_before_it_is_parsed(saved_model):
+    # 11 x 64 KiB of "[" for a 10-item model: parsed, it would be a RecursionError; it is refused by its size first
+    (saved_model / "catalog.json").write_bytes(b"[" * (11 * 64 * 1024 + 1))
+    with pytest.raises(ValueError, match=r"catalog\.json: 0\.7 MiB is too large for the catalog of a model of 10 items"):
+        AutoModel.from_pretrained(saved_model)
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda catalog: {**catalog, "item_ids": ["m1"] * 10}, r"item id 'm1' appears twice"),
+    (lambda catalog: {key: value for key, value in catalog.items() if key != "texts"}, r"KeyError: 'texts'"),
+    (lambda catalog: {**catalog, "titles": None}, r"TypeError"),
+    (lambda catalog: {key: value[:9] for key, value in catalog.items() if key != "attributes"},
+     r"the catalog has 9 items but the model scores 10"),
+], ids=["duplicate-id", "missing-key", "wrong-type", "wrong-count"])  # fmt: skip
+def test_a_malformed_catalog_is_an_error_naming_the_file(saved_model, change, expected):
+    catalog = json.loads((saved_model / "catalog.json").read_text())
+    (saved_model / "catalog.json").write_text(json.dumps(change(catalog)))
+    with pytest.raises(ValueError, match=rf"catalog\.json: .*{expected}"):  # was a KeyError or a message without it
+        AutoModel.from_pretrained(saved_model)

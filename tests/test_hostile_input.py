@@ -23,9 +23,12 @@ from test_data_movielens import write_csv_layout, write_ml100k, write_ml1m
 from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
+from lsrec_hf import LSRecForSequentialRecommendation
+from lsrec_hf.configuration_lsrec import NUM_SPECIAL_TOKENS
 from lsrec_hf.data import DataError, from_hf_dataset, load_atomic, load_data, load_movielens, load_tabular
 from lsrec_hf.data.movielens import split_title_year
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.user_state import encode_user
 
 HEADER = "user_id,item_id,timestamp\n"
 INTER = "user_id:token\titem_id:token\ttimestamp:float\n"
@@ -121,6 +124,47 @@ def test_movielens_reads_latin1_files_and_their_utf8_copies_alike(tmp_path):
     assert load_movielens(copy).catalog.titles == load_movielens(original).catalog.titles == ["Toy Story", "Café", "unknown"]
     with pytest.raises(DataError, match=r"u\.item, line 2: bytes .* are not valid utf-8 text"):
         load_movielens(original, encoding="utf-8")  # forced: the latin-1 byte is an error again
+
+
+@pytest.mark.parametrize("name, encoding, wide", [
+    ("r.csv", "utf-16", "utf-16"),  # with a byte order mark
+    ("r.csv", "utf-16-le", "utf-16"),  # without one: every other byte is NUL
+    ("r.tsv", "utf-32", "utf-32"),
+    ("r.jsonl", "utf-16", "utf-16"),
+])  # fmt: skip
+def test_utf16_and_utf32_files_name_the_encoding_to_pass(tmp_path, name, encoding, wide):
+    sep = "\t" if name.endswith(".tsv") else ","
+    text = HEADER.replace(",", sep) + f"a{sep}Café{sep}1\n"
+    if name.endswith(".jsonl"):
+        text = json.dumps({"user_id": "a", "item_id": "Café", "timestamp": 1}, ensure_ascii=False) + "\n"
+    path = write(tmp_path / name, text.encode(encoding))
+    with pytest.raises(DataError, match=rf"{name}: the file looks like {wide.upper()}, not UTF-8 text; pass encoding='{wide}'"):
+        load_tabular(path)  # was: advice to try latin-1
+    assert quietly(load_tabular, path, encoding=wide).interactions["item_id"] == ["Café"]
+
+
+def test_utf16_movielens_file_is_named_not_read_as_latin1(tmp_path):
+    folder = write_ml100k(tmp_path / "ml-100k")
+    write(folder / "u.data", (folder / "u.data").read_text(encoding="latin-1").encode("utf-16"))
+    with pytest.raises(DataError, match=r"u\.data: the file looks like UTF-16, not UTF-8 text; pass encoding='utf-16'"):
+        load_movielens(folder)
+
+
+def test_data_path_that_is_a_device_pipe_or_broken_link_says_what_it_is(tmp_path):
+    (tmp_path / "null").symlink_to(os.devnull)
+    (tmp_path / "broken").symlink_to(tmp_path / "gone")
+    os.mkfifo(tmp_path / "pipe")  # opening a pipe to read it would wait forever
+    device = rf"{tmp_path}/null is a link to /dev/null, a character device, not"
+    with pytest.raises(DataError, match=rf"data_dir {device} a data file or folder"):  # was "does not exist"
+        load_data(str(tmp_path / "null"))
+    with pytest.raises(DataError, match=rf"data_dir {device} a data file or folder"):
+        load_data(data_dir=tmp_path / "null")
+    with pytest.raises(DataError, match=rf"interactions file {device} a regular file"):
+        load_tabular(tmp_path / "null")
+    with pytest.raises(DataError, match=rf"data_dir {tmp_path}/pipe is a named pipe, not a data file or folder"):
+        load_data(str(tmp_path / "pipe"))
+    with pytest.raises(DataError, match=rf"data_dir {tmp_path}/broken is a broken link \(to {tmp_path}/gone\)"):
+        load_data(str(tmp_path / "broken"))
 
 
 def test_utf8_movies_dat_keeps_its_accents(tmp_path):
@@ -464,6 +508,44 @@ def test_pipeline_huge_unknown_item_gives_a_short_message_quickly(recommend):
     with pytest.raises(ValueError, match=r"unknown item 'xxx.*\(5000002 characters\)") as error:
         recommend(["m1", BIG])
     assert len(str(error.value)) < 300 and time.perf_counter() - start < 5
+
+
+def test_pipeline_refuses_a_user_state_of_a_larger_catalog_naming_both_sizes(recommend, tmp_path):
+    bigger = LSRecForSequentialRecommendation.from_pretrained(save_tiny_model(tmp_path, [f"M {i}" for i in range(45)]))
+    state = encode_user(bigger, [44 + NUM_SPECIAL_TOKENS, 3, 40 + NUM_SPECIAL_TOKENS])  # was an IndexError deep in torch
+    with pytest.raises(ValueError, match=r"memory: this user state comes from a model with a catalog of 45 items, "
+                                         r"but this model's catalog has 30"):
+        recommend(["m1"], memory=state)
+    state.num_items = None  # a state saved before it recorded its catalog: its largest item tells
+    with pytest.raises(ValueError, match=r"a catalog of at least 45 items, but this model's catalog has 30"):
+        recommend(["m1"], memory=state)
+
+
+def test_pipeline_history_covering_the_whole_catalog_returns_empty_quickly_and_says_why(recommend):
+    everything = [f"m{i}" for i in range(30)] * 3
+    start = time.perf_counter()
+    with pytest.warns(UserWarning, match=r"the history covers the whole catalog \(30 items\).*nothing is left to "
+                                         r"recommend \(pass exclude_history=False"):
+        assert recommend(everything, explain=True) == []
+    assert time.perf_counter() - start < 2  # no deletion pass over a history with nothing to explain
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing excluded: no warning
+        assert len(recommend(everything, top_k=3, exclude_history=False)) == 3
+
+
+def test_pipeline_candidates_in_the_history_are_dropped_with_a_warning_naming_how_many(recommend):
+    with pytest.warns(UserWarning, match=r"2 of the 3 candidates are in the history.*1 items come back instead of 5"):
+        assert [item["item_id"] for item in recommend(["m1", "m2"], candidates=["m1", "m2", "m3"], top_k=5)] == ["m3"]
+    with pytest.warns(UserWarning, match=r"inputs\[1\]: 2 of the 2 candidates .*nothing is left"):
+        assert recommend([["m5"], ["m1", "m2"]], candidates=["m1", "m2"])[1] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fewer candidates than top_k, none in the history: nothing to say
+        assert len(recommend(["m9"], candidates=["m1", "m2"], top_k=5)) == 2
+
+
+def test_pipeline_profile_of_a_history_within_the_short_segment_has_no_long_term(recommend):
+    result = recommend(["m1", "m2"], profile=True)  # the short segment holds 4 events
+    assert result["profile"]["long_term"] == {} and result["profile"]["short_term"]["keywords"]
 
 
 # --- fuzzing: random input loads consistently or raises DataError; any other exception fails -----------------------

@@ -73,9 +73,9 @@ def test_weights_are_shares_and_top_n_cuts(model):
     assert list(full["short_term"]["genres"]) == ["Animation", "Comedy", "Crime", "Thriller", "Action", "Sci-Fi"]
 
 
-def test_a_short_history_is_its_own_long_term(model):
+def test_a_history_within_the_short_segment_has_an_empty_long_term(model):
     profile = interest_profile(model, [5, 6])
-    assert profile["long_term"] == profile["short_term"]
+    assert profile["long_term"] == {}  # was a copy of the short term: no events before the segment, no long term
     assert profile["short_term"]["genres"] == {"Crime": 0.5, "Drama": 0.5}
     with pytest.raises(ValueError, match="at least one event"):
         interest_profile(model, [])

@@ -6,6 +6,7 @@ import re
 
 from .atomic import load_atomic
 from .errors import DataError
+from .reader import path_kind
 from .folder import folder_files, load_folder
 from .item_text import render_item_text
 from .movielens import download_movielens, fetch_ml100k_offline, load_movielens, movielens_layout
@@ -37,7 +38,7 @@ def load_data(source="ml-100k", data_dir=None, **kwargs):
     cache_dir = kwargs.pop("cache_dir", None)
     path = data_dir
     if path is None:
-        if os.path.exists(source):
+        if os.path.lexists(source):  # a broken link is a path too: say what it is
             path = source
         elif source == "ml-100k":
             path = fetch_ml100k_offline(cache_dir)
@@ -50,7 +51,7 @@ def load_data(source="ml-100k", data_dir=None, **kwargs):
     if os.path.isfile(path):
         return load_tabular(path, **kwargs)
     if not os.path.isdir(path):
-        raise DataError(f"data_dir {path} does not exist")
+        raise DataError(f"data_dir {path} {path_kind(path, 'a data file or folder')}")
     if any(f.endswith(".inter") for f in os.listdir(path)):
         return load_atomic(path, **kwargs)
     if movielens_layout(path)[1] is not None:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,12 +99,23 @@ def check_encoding(encoding):
         raise DataError(f"unknown encoding {encoding!r} (argument encoding=)") from None
 
 
+def path_kind(path, expected="a regular file"):
+    """What a path that is not `expected` is, for a message: 'does not exist', 'is a character device, not ...'."""
+    if not os.path.exists(path):
+        return f"is a broken link (to {os.readlink(path)})" if os.path.islink(path) else "does not exist"
+    mode = os.stat(path).st_mode
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a file")]
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    # a link to /dev/null is a link: say where it leads
+    what = f"a link to {os.path.realpath(path)}, {kind}" if os.path.islink(path) else kind
+    return f"is {what}, not {expected}"
+
+
 def check_file(path, what="file"):
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"{what} {path} does not exist")
     if not os.path.isfile(path):
-        raise DataError(f"{what} {path} is not a file")
+        raise DataError(f"{what} {path} {path_kind(path)}")
     return path
 
 
@@ -122,8 +134,30 @@ def separator_hint(text, sep, sep_argument="sep"):
     return ""
 
 
+# Byte order marks of the wide encodings; UTF-32's first, since UTF-32-LE's starts with UTF-16-LE's.
+_WIDE_BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+              (codecs.BOM_UTF16_BE, "utf-16")]
+
+
+def check_not_wide(data, path, encoding):
+    """A DataError when bytes read as UTF-8 (or latin-1 by default) are UTF-16/32 text: a BOM or many NUL bytes.
+
+    Such a file decodes "fine" as UTF-8 when it is ASCII (a NUL between letters is valid UTF-8), and always as
+    latin-1, into columns that never match: say what it is instead.
+    """
+    if encoding is not None and codecs.lookup(encoding).name != "utf-8":
+        return  # the user named the encoding
+    wide = next((name for bom, name in _WIDE_BOMS if data.startswith(bom)), None)
+    sample = data[:4096]
+    if wide is None and sample.count(0) > len(sample) * 0.3:  # ASCII text in UTF-16 is half NUL, in UTF-32 3/4
+        wide = "utf-32" if sample.count(0) > len(sample) * 0.65 else "utf-16"
+    if wide is not None:
+        raise DataError(f"{path}: the file looks like {wide.upper()}, not UTF-8 text; pass encoding={wide!r}")
+
+
 def _decode(data, path, encoding):
     """``(text, encoding used)``; ``encoding=None`` means UTF-8, or latin-1 where the file is not valid UTF-8."""
+    check_not_wide(data, path, encoding)
     try:
         return data.decode(encoding or "utf-8"), encoding or "utf-8"
     except UnicodeDecodeError as e:
@@ -269,7 +303,15 @@ def read_jsonl(path, encoding="utf-8"):
     path = check_file(path)
     check_encoding(encoding)
     records, numbers, blank_lines = [], [], 0
-    with open(path, "rb") as f:
+    source = open(path, "rb")
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        # its lines cannot be split on the byte b"\n": decode it whole, then read that text as UTF-8
+        with source:
+            text, _ = _decode(source.read(), path, encoding)
+        source, encoding = io.BytesIO(text.encode("utf-8")), "utf-8"
+    with source as f:
+        check_not_wide(f.read(4096), path, encoding)
+        f.seek(0)
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode(encoding)
