@@ -37,7 +37,7 @@ from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import rank_examples
 from lsrec_hf.metrics import compute_ranking_metrics
 from lsrec_hf.metrics.beyond_accuracy import beyond_accuracy_metrics
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.sequences import build_user_sequences, item_counts, leave_one_out
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,6 +53,10 @@ CONFIGS = {
     "id-dropout": ["--item_id_dropout", "0.5"],
     "dropout-0.5": ["--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
     "standardized-text": ["--standardize_content", "true"],
+    # RePlay's SASRec schedule: 128 users a batch, constant lr 1e-3, dropout 0.5, up to 200 epochs, patience 10
+    "replay-schedule": ["--batch_size", "128", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant",
+                        "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5",
+                        "--num_epochs", "200", "--patience", "10"],
 }
 DESCRIPTIONS = {
     "default": "lsrec_hf long+short, text+id, causal (default)",
@@ -64,6 +68,7 @@ DESCRIPTIONS = {
     "id-dropout": "lsrec_hf long+short, text+id with item_id_dropout 0.5, causal",
     "dropout-0.5": "lsrec_hf default with dropout 0.5",
     "standardized-text": "lsrec_hf default with standardized text embeddings",
+    "replay-schedule": "lsrec_hf default trained on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "RePlay SASRec": "RePlay 0.22 SASRec, cross-entropy",
 }
 METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "mrr@20"]
@@ -88,10 +93,44 @@ def run_config(name, seed, work_dir, threads, dataset):
         return output_dir, json.load(f)
 
 
+# a test target's training events: where item text can matter (few) and where ids suffice (many)
+POPULARITY_BUCKETS = ((0, 4), (5, 19), (20, 99), (100, None))
+
+
+def bucket_name(low, high):
+    return f"{low}+" if high is None else f"{low}-{high}"
+
+
+def ndcg10_by_target_popularity(ranked, targets, counts):
+    """NDCG@10 over the test users whose target has a given number of training events."""
+    out = {}
+    for low, high in POPULARITY_BUCKETS:
+        rows = [r for r, t in enumerate(targets) if counts[t] >= low and (high is None or counts[t] <= high)]
+        if rows:
+            metrics = compute_ranking_metrics([ranked[r] for r in rows], [targets[r] for r in rows], (10,),
+                                              len(counts))
+            out[bucket_name(low, high)] = {"users": len(rows), "ndcg@10": metrics["ndcg@10"]}
+    return out
+
+
+def dataset_profile(splits, num_items, segment_length=50):
+    """What the data offers the long memory (histories longer than a segment) and the text (rare targets)."""
+    counts = item_counts(splits.train, num_items)
+    lengths = [len(h) for h in splits.test.histories]
+    return {"test_users": len(lengths), "mean_test_history": statistics.fmean(lengths),
+            "median_test_history": statistics.median(lengths),
+            f"share_history_over_{segment_length}": sum(n > segment_length for n in lengths) / len(lengths),
+            "share_target_under_5_train_events": float((counts[splits.test.targets] < 5).mean()),
+            "share_target_under_20_train_events": float((counts[splits.test.targets] < 20).mean())}
+
+
 def model_row(name, seed, output_dir, results, splits, content):
     model = lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(output_dir).eval()
     ranked, targets, _ = rank_examples(model, splits.test, top_k=10)
     beyond = beyond_accuracy_metrics(ranked, splits.train, model.config.num_items, content)
+    beyond["ndcg@10_by_target_popularity"] = ndcg10_by_target_popularity(
+        ranked, targets, item_counts(splits.train, model.config.num_items))
+    beyond["mean_long_term_gate"] = results["test"].get("mean_long_term_gate")
     kept, kept_targets, _ = rank_examples(model, splits.test, top_k=20, exclude_history=False)
     history_kept = compute_ranking_metrics(kept, kept_targets, (10, 20), model.config.num_items)
     curve = [(h["train_seconds"], h["valid_ndcg@10"]) for h in results["history"]]
@@ -114,6 +153,8 @@ def baseline_rows(splits, num_items, content):
                                        splits.test.targets, (10, 20), num_items)
         rows.append({"model": name, "seed": None, "test": {m: test[m] for m in METRICS},
                      "test_history_kept": {m: kept[m] for m in METRICS},
+                     "ndcg@10_by_target_popularity": ndcg10_by_target_popularity(
+                         ranked, splits.test.targets.tolist(), item_counts(splits.train, num_items)),
                      **beyond_accuracy_metrics(ranked, splits.train, num_items, content),
                      "train_seconds": seconds, "best_epoch": None, "epochs_run": None, "valid_curve": []})
     return rows
@@ -202,6 +243,24 @@ def markdown_table(summary, beyond=True):
             if e["coverage@10"][0] is not None:
                 lines.append(f"| {DESCRIPTIONS.get(model, model)} | {_fmt(e['coverage@10'], 3)} | "
                              f"{_fmt(e['diversity@10'], 3)} | {_fmt(e['novelty@10'], 2)} |")
+    return "\n".join(lines)
+
+
+def popularity_table(rows):
+    """Mean NDCG@10 per target-popularity bucket for the rows that have rankings (ours and the baselines)."""
+    buckets = [bucket_name(*b) for b in POPULARITY_BUCKETS]
+    groups = {}
+    for row in rows:
+        if row.get("ndcg@10_by_target_popularity"):
+            groups.setdefault(row["model"], []).append(row["ndcg@10_by_target_popularity"])
+    if not groups:
+        return ""
+    first = next(iter(groups.values()))[0]
+    lines = ["| model | " + " | ".join(f"target with {b} train events ({first.get(b, {}).get('users', 0)} users)"
+                                       for b in buckets) + " |", "|---|" + "---|" * len(buckets)]
+    for model, entries in groups.items():
+        cells = [_fmt(mean_std([e[b]["ndcg@10"] for e in entries if b in e])) for b in buckets]
+        lines.append(f"| {DESCRIPTIONS.get(model, model)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -301,6 +360,8 @@ def main():
     rows += baseline_rows(splits, num_items, content)
     rows += replay_rows(args.results_dir, name) + recbole_rows(args.results_dir, name)
 
+    profile = dataset_profile(splits, num_items)
+    print(f"{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in profile.items()))
     summaries, ratios = {}, {}
     for protocol, label in (("test", "history excluded"), ("test_history_kept", "history kept (RecBole's protocol)")):
         summaries[label] = summary = summarise(rows, protocol)
@@ -308,13 +369,15 @@ def main():
         ratios[label] = {"strongest_peer": strongest, "ndcg@10_ratio": ratio}
         print(f"\n### {name}, leave-one-out, full ranking over {num_items} items, {label}\n")
         print(markdown_table(summary, beyond=protocol == "test"))
+        if protocol == "test":
+            print("\nNDCG@10 by the test target's number of training events:\n\n" + popularity_table(rows))
         if ratio is not None:
             print(f"\nNDCG@10, lsrec_hf default / strongest other ({strongest}): {ratio:.2f}x (target >= 1.10)")
     write_result(out_prefix + ".json", {
         "dataset": name, "num_items": num_items, "num_test_users": len(splits.test),
         "protocol": "leave-one-out by time, full ranking; 'test' excludes the input history, "
                     "'test_history_kept' keeps it (RecBole's protocol)",
-        "seeds": args.seeds, "summary": summaries, "ratios": ratios, "runs": rows})
+        "data_profile": profile, "seeds": args.seeds, "summary": summaries, "ratios": ratios, "runs": rows})
     plot(rows, summaries["history excluded"], out_prefix, name)
     print(f"\nwrote {out_prefix}.json, {out_prefix}_ablation.png, {out_prefix}_curves.png")
 

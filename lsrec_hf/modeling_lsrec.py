@@ -698,12 +698,18 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         return LSRecRecommendationOutput(loss=loss, logits=logits, gate=outputs.gate, memory=outputs.memory)
 
     def _sampled_softmax_loss(self, states, targets):
-        """Softmax over [target ; shared negatives], each logit corrected by -log(K q(item))."""
+        """Softmax over [target ; K shared negatives drawn from q], each negative's logit corrected by -log(K q).
+
+        exp(target) + sum over negatives of exp(score) / (K q) is an unbiased estimate of the full softmax's
+        normaliser (accidental hits of the target are dropped: the target is counted once, exactly), so the loss
+        tends to full cross-entropy as K grows, whatever the proposal q (the training loop sets it to the items'
+        training frequencies: `set_item_frequencies`).
+        """
         num_negatives = self.config.num_negatives
         negatives = torch.multinomial(self.sampling_probs, num_negatives, replacement=True)
         log_q = torch.log(self.sampling_probs * num_negatives)
         positive = (states * self.model.embeddings.item_representations(targets)).sum(-1)
-        positive = positive + self.output_bias(targets) - log_q[targets]
+        positive = positive + self.output_bias(targets)
         negative = self.item_scores(states, negatives) - log_q[negatives]
         negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
         logits = torch.cat([positive[:, None], negative], dim=1).float()

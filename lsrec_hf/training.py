@@ -21,6 +21,7 @@ from .checkpointing import (find_resumable, load_checkpoint, save_checkpoint, sw
                             write_manifest)
 from .data.errors import DataError
 from .collator import LengthBucketSampler, TrainingCollator
+from .sequences import item_counts
 from .evaluation import DEFAULT_K_VALUES, evaluate_ranking
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     if not train_sequences:
         raise DataError("training: no user has enough events to train on (a causal model needs 2 training events per user; "
                         "leave-one-out holds out the last 2)")
+    if config.loss == "sampled":  # the proposal of the sampled softmax: the items' training frequencies
+        model.set_item_frequencies(item_counts([s for s, _ in train_sequences], config.num_items))
     sampler = LengthBucketSampler([len(s) for s, _ in train_sequences], args.batch_size, shuffle=True,
                                   seed=args.seed, min_batch_size=accelerator.num_processes)
     scenario_index = (config.feature_names.index(config.scenario_feature)

@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel
 
 import lsrec_hf
@@ -163,6 +164,22 @@ def test_loss_is_finite_and_trains_every_part(objective, loss):
     output.loss.backward()
     for name in ["model.embeddings.text_proj.weight", "model.gate.weight", "model.encoder.layers.0.attention.q_proj.weight"]:
         assert model.get_parameter(name).grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("proposal", ["uniform", "popularity"])
+def test_sampled_softmax_estimates_the_full_normaliser_without_bias(proposal):
+    # exp(sampled loss - full loss) is estimate / true normaliser: 1 on average, whatever the proposal
+    model = make_model(loss="sampled", num_negatives=8)
+    if proposal == "popularity":
+        model.set_item_frequencies(torch.arange(NUM_ITEMS) ** 2)  # far from uniform
+    states = model.model.encode(random_history(batch=4, length=5)).user_state[:, -1]
+    targets = torch.tensor([0, 5, 17, 39])
+    with torch.no_grad():
+        full = F.cross_entropy(model.item_scores(states), targets, reduction="none")
+        ratios = torch.stack([torch.exp(torch.stack([model._sampled_softmax_loss(s[None], t[None])
+                                                     for s, t in zip(states, targets)]) - full)
+                              for _ in range(3000)])
+    assert ratios.mean(0).sub(1).abs().max() < 0.05
 
 
 def test_segment_of_pure_padding_gives_zero_loss_not_nan():
