@@ -5,8 +5,10 @@
 
 Scenarios: every item belongs to one of three shelves by its genres (the shelf holding most of them, ties in
 the order below); an event's scenario is the shelf its item is shown on. A test event is evaluated under its
-own shelf. This makes the scenario informative about the target's genres by construction: it is the story of a
-site with one row per genre family, where the caller knows which row it fills.
+own shelf. The scenario is derived from the target item's own genres, so it carries label information: the
+multi-scenario and per-shelf rows are oracle settings (what a site that knows which genre row it fills would get),
+not a result a system could claim. Only the comparison between them (one shared model vs one model per shelf, both
+told the shelf) and the time-context row (no label information) are fair measurements.
 
 Variants, all the main job's model and training loop (defaults unless named), same leave-one-out test events,
 full ranking over the whole catalog with history items excluded:

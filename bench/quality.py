@@ -357,6 +357,9 @@ def main():
             output_dir, results = run_config(config, seed, os.path.join(args.work_dir, name), args.threads,
                                              args.dataset)
             rows.append(model_row(config, seed, output_dir, results, splits, content))
+    # runs not asked for this time keep their earlier rows: a run adds to the report, never shrinks it
+    done = {(row["model"], row["seed"]) for row in rows}
+    rows += [row for key, row in earlier.items() if key not in done]
     rows += baseline_rows(splits, num_items, content)
     rows += replay_rows(args.results_dir, name) + recbole_rows(args.results_dir, name)
 

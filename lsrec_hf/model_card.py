@@ -1,21 +1,21 @@
 """Model cards for LSRec checkpoints, written with `huggingface_hub.ModelCard` and eval results in the metadata."""
 
 import os
+from importlib import resources
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .paths import is_hub_id
 
-TEMPLATE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "model_cards",
-                             "lsrec_model_card_template.md")
+# Package data, so a wheel install writes the same card as a checkout; `model_cards/` at the top level holds an
+# identical copy for the design card (tests/test_packaging.py keeps the two equal).
+TEMPLATE_NAME = "model_card_template.md"
 _METRIC_NAMES = {"hr": "HR", "ndcg": "NDCG", "mrr": "MRR"}
 
 
 def _template():
-    if os.path.exists(TEMPLATE_PATH):  # a source checkout
-        with open(TEMPLATE_PATH, encoding="utf-8") as f:
-            return f.read()
-    return "---\n{{ card_data }}\n---\n\n# {{ model_name }}\n\n{{ metrics_table }}\n"  # installed without model_cards/
+    # A missing template is a broken install, not a reason to write a poorer card.
+    return resources.files(__package__).joinpath(TEMPLATE_NAME).read_text(encoding="utf-8")
 
 
 def build_model_card(config, results=None, model_name="lsrec", repo_id=None, base_model=None, adapter=False,
