@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .collator import EvaluationCollator
 from .configuration_lsrec import NUM_SPECIAL_TOKENS
+from .retrieval import check_retrieval, retrieve
 
 DEFAULT_K_VALUES = (10, 20)
 
@@ -45,15 +46,18 @@ def mask_history(scores, input_ids):
 
 @torch.no_grad()
 def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
-                  description="evaluating", return_positions=False, exclude_history=True):
+                  description="evaluating", return_positions=False, exclude_history=True, retrieval="exact"):
     """Top-k item lists and targets for this process's share of `examples`.
 
     With `exclude_history` (the default) no item of a user's input history is ranked; without it a
     history item may take any place, as in RecBole's protocol.
+    `retrieval="faiss"` takes the top-k from the model's faiss index (`lsrec_hf.retrieval`) instead of scoring
+    the whole catalog (`"exact"`, the default); a list is then shorter only where the index found too few items.
 
     Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`, and
     with `return_positions` the index in `examples` of each row (rows are ordered by history length).
     """
+    check_retrieval(retrieval)
     model.eval()
     device = accelerator.device if accelerator is not None else model.device
     num_processes = accelerator.num_processes if accelerator is not None else 1
@@ -73,6 +77,14 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
     for batch in tqdm(loader, desc=description, disable=not show, leave=False):
         input_ids = batch["input_ids"].to(device)
         context = {k: batch[k].to(device) for k in ("context_ids", "target_context_ids") if k in batch}
+        if retrieval == "faiss":
+            scores, indices, gate = retrieve(model, input_ids, top_k, exclude_history,
+                                             attention_mask=batch["attention_mask"].to(device), **context)
+            ranked.extend([i for s, i in zip(row_scores, row) if s > float("-inf")]
+                          for row_scores, row in zip(scores.tolist(), indices.tolist()))
+            targets.extend(batch["targets"].tolist())
+            gates.extend(gate.float().cpu().tolist())
+            continue
         scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
         scores = scores.float()
         if exclude_history:
@@ -90,14 +102,16 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
 
 
 def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values=DEFAULT_K_VALUES,
-                     max_length=None, description="evaluating", exclude_history=True):
+                     max_length=None, description="evaluating", exclude_history=True, retrieval="exact"):
     """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share.
 
     `exclude_history`: remove the items of each user's input history from the ranking (see the module's note).
+    `retrieval`: `"exact"` (the default) scores every item; `"faiss"` searches the model's index
+    (`lsrec_hf.retrieval`), approximate unless it is a `"Flat"` one.
     """
     ranked, targets, gates, positions = rank_examples(model, examples, accelerator, batch_size, max(k_values),
                                                       max_length, description, return_positions=True,
-                                                      exclude_history=exclude_history)
+                                                      exclude_history=exclude_history, retrieval=retrieval)
     metric = _full_ranking_metric()
     metrics = metric.compute(predictions=ranked, references=targets, k_values=k_values,
                              num_items=model.config.num_items)

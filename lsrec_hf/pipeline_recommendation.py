@@ -22,6 +22,7 @@ from .evaluation import mask_history as exclude_items
 from .explain import explain_recommendations, item_name
 from .modeling_lsrec import LSRecForSequentialRecommendation
 from .profile import interest_profile
+from .retrieval import check_retrieval, retrieve
 from .user_state import UserState, fold_in, segment_and_memory
 
 
@@ -175,6 +176,9 @@ class RecommendationPipeline(Pipeline):
             context (`dict`, *optional*): side features of the moment of the recommendation (e.g. `{"hour": 21}`) and
                 the user's features (e.g. `{"gender": "F"}`), by name; unseen values count as unknown. The context of
                 each history event can come with it: `{"history": [...], "context": [{"hour": 20}, ...]}`.
+            retrieval (`str`, defaults to `"exact"`): `"exact"` scores every item; `"faiss"` searches the model's
+                faiss index (`lsrec_hf.retrieval`, built on first use and rebuilt when the weights or the adapter
+                change), approximate unless built as `"Flat"`. `candidates` are always scored exactly.
 
         Return:
             Per user, a list of `{"item_id", "title", "score", "explanation"}`, best first (`explanation` is `None`
@@ -193,7 +197,7 @@ class RecommendationPipeline(Pipeline):
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, memory=None,
-                             profile=None, scenario=None, context=None):
+                             profile=None, scenario=None, context=None, retrieval=None):
         preprocess_params, forward_params = {}, {}
         config = self.lsrec_model.config
         if scenario is not None and config.scenario_feature is None:
@@ -227,6 +231,8 @@ class RecommendationPipeline(Pipeline):
             forward_params["explain"] = explain
         if profile is not None:
             forward_params["profile"] = profile
+        if retrieval is not None:
+            forward_params["retrieval"] = check_retrieval(retrieval)
         return preprocess_params, forward_params, {}
 
     def item_index(self, item):
@@ -308,7 +314,7 @@ class RecommendationPipeline(Pipeline):
             model_inputs["candidates"] = allowed
         return model_inputs
 
-    def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False, profile=False):
+    def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False, profile=False, retrieval="exact"):
         model, input_ids, memory = self.lsrec_model, model_inputs["input_ids"], None
         if model_inputs["memory"] is not None:
             # The new events continue the user's state; the model reads its short segment after its memory.
@@ -322,19 +328,23 @@ class RecommendationPipeline(Pipeline):
             if input_ids.shape[1] > model_inputs["context_ids"].shape[1]:  # the state's segment: events before are unknown
                 context["context_ids"] = pad_left_rows(list(model_inputs["context_ids"]), input_ids.shape[1],
                                                        model_inputs["context_ids"].shape[2])
-        scores, _ = model.score_next(input_ids, memory=memory, **context)
-        scores = scores.float()
-        if exclude_history:
-            scores = exclude_items(scores, input_ids)
-        if "candidates" in model_inputs:
-            scores = scores.masked_fill(~model_inputs["candidates"], float("-inf"))
-        top = scores.topk(min(top_k, scores.shape[1]))
-        if exclude_history:
-            offered = int(model_inputs["candidates"].sum()) if "candidates" in model_inputs else scores.shape[1]
-            for row, left in enumerate((scores > float("-inf")).sum(1).tolist()):
-                if left < min(top_k, offered):
-                    who = "" if model_inputs["single"] else f"inputs[{row}]: "
-                    warnings.warn(_shortfall(who, left, offered, top_k, "candidates" in model_inputs), stacklevel=2)
+        if retrieval == "faiss" and "candidates" not in model_inputs:  # a few candidates: scoring them is cheaper
+            top = self._search(model, input_ids, memory, context, top_k, exclude_history, model_inputs["single"])
+        else:
+            scores, _ = model.score_next(input_ids, memory=memory, **context)
+            scores = scores.float()
+            if exclude_history:
+                scores = exclude_items(scores, input_ids)
+            if "candidates" in model_inputs:
+                scores = scores.masked_fill(~model_inputs["candidates"], float("-inf"))
+            top = scores.topk(min(top_k, scores.shape[1]))
+            if exclude_history:
+                offered = int(model_inputs["candidates"].sum()) if "candidates" in model_inputs else scores.shape[1]
+                for row, left in enumerate((scores > float("-inf")).sum(1).tolist()):
+                    if left < min(top_k, offered):
+                        who = "" if model_inputs["single"] else f"inputs[{row}]: "
+                        warnings.warn(_shortfall(who, left, offered, top_k, "candidates" in model_inputs),
+                                      stacklevel=2)
         explanations = None
         if explain:
             explanations = []
@@ -353,6 +363,18 @@ class RecommendationPipeline(Pipeline):
                         for row in input_ids]
         return {"scores": top.values, "indices": top.indices, "explanations": explanations, "profiles": profiles,
                 "single": model_inputs["single"]}
+
+    def _search(self, model, input_ids, memory, context, top_k, exclude_history, single):
+        """`scores.topk`'s `(values, indices)` from the model's faiss index, with the same shortfall warning."""
+        values, indices, _ = retrieve(model, input_ids, top_k, exclude_history, memory=memory, **context)
+        if exclude_history:
+            offered = model.config.num_items
+            for row, tokens in enumerate(input_ids.tolist()):
+                left = offered - len({token for token in tokens if token >= NUM_SPECIAL_TOKENS})
+                if left < min(top_k, offered):
+                    who = "" if single else f"inputs[{row}]: "
+                    warnings.warn(_shortfall(who, left, offered, top_k, False), stacklevel=3)
+        return torch.return_types.topk((values, indices))
 
     def postprocess(self, model_outputs):
         catalog = self.lsrec_model.catalog

@@ -128,7 +128,10 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
                                   betas=(0.9, 0.98))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_schedule(args, _segment_steps_per_epoch(sampler, train_sequences, collator, config.segment_length)))
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # The scheduler is not prepared: accelerate would step it once per process per optimizer step (it assumes
+    # every process reads a whole batch), but the collator splits one batch across the processes, so the
+    # schedule must advance once per optimizer step, as with one process. It is stepped only on real steps.
+    model, optimizer = accelerator.prepare(model, optimizer)
     state = TrainerState()
     # the newest checkpoint that verifies: `last`, or `last.old` when a crash hit the swap or damaged `last`
     resume_dir = find_resumable(last_dir) if args.resume else None
@@ -157,7 +160,8 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
                     if accelerator.sync_gradients and args.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                     optimizer.step()
-                    scheduler.step()
+                    if accelerator.sync_gradients:
+                        scheduler.step()
                     optimizer.zero_grad()
                 memory = outputs.memory
                 total_loss += outputs.loss.item()
