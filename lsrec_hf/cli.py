@@ -1,0 +1,50 @@
+"""The `lsrec` command: `lsrec serve --model PATH_OR_HUB_ID` serves the recommendation pipeline over HTTP."""
+
+import argparse
+import os
+
+
+def _serve(args):
+    try:
+        import uvicorn
+    except ImportError:
+        raise SystemExit('lsrec serve needs the serve extra: pip install "lsrec_hf[serve]"') from None
+    from transformers import pipeline
+
+    import lsrec_hf  # noqa: F401 - registers the "recommendation" task
+
+    from .serving import create_app
+
+    pipe = pipeline("recommendation", model=args.model, device=args.device)
+    app = create_app(pipe, args.state_dir, max_history=args.max_history, max_candidates=args.max_candidates,
+                     max_top_k=args.max_top_k, max_body_bytes=args.max_body_bytes, max_wait=args.max_wait_ms / 1000,
+                     max_batch=args.max_batch)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="lsrec", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a model over HTTP (POST /recommend, /users/{id}/events, ...)")
+    serve.add_argument("--model", required=True, help="a saved LSRec model folder, an adapter folder or a Hub id")
+    serve.add_argument("--state-dir", default=os.path.join("outputs", "serve-state"),
+                       help="where user states live (index.sqlite and states/); they survive restarts")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--device", default=None, help="e.g. cpu, cuda:0 (default: the pipeline's choice)")
+    serve.add_argument("--max-history", type=int, default=10_000,
+                       help="most items in a history, or in the events of one POST (422 beyond)")
+    serve.add_argument("--max-candidates", type=int, default=10_000)
+    serve.add_argument("--max-top-k", type=int, default=1000)
+    serve.add_argument("--max-body-bytes", type=int, default=4_000_000, help="largest request body (413 beyond)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+                       help="how long a request waits for others to share its pipeline call")
+    serve.add_argument("--max-batch", type=int, default=32, help="most requests scored in one pipeline call")
+    serve.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        _serve(args)
+
+
+if __name__ == "__main__":
+    main()
