@@ -53,6 +53,7 @@ CONFIGS = {
     "id-dropout": ["--item_id_dropout", "0.5"],
     "dropout-0.5": ["--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
     "standardized-text": ["--standardize_content", "true"],
+    "ffn-64": ["--intermediate_size", "64"],  # RePlay's SASRec width: feed-forward as wide as the hidden size
     # RePlay's SASRec schedule: 128 users a batch, constant lr 1e-3, dropout 0.5, up to 200 epochs, patience 10
     "replay-schedule": ["--batch_size", "128", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant",
                         "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5",
@@ -68,6 +69,7 @@ DESCRIPTIONS = {
     "id-dropout": "lsrec_hf long+short, text+id with item_id_dropout 0.5, causal",
     "dropout-0.5": "lsrec_hf default with dropout 0.5",
     "standardized-text": "lsrec_hf default with standardized text embeddings",
+    "ffn-64": "lsrec_hf default with a 64-wide feed-forward block",
     "replay-schedule": "lsrec_hf default trained on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "RePlay SASRec": "RePlay 0.22 SASRec, cross-entropy",
 }
@@ -160,12 +162,17 @@ def baseline_rows(splits, num_items, content):
     return rows
 
 
+def peer_runs(results_dir, pattern):
+    """(path, result) of every peer results file matching `pattern` in `results_dir`, in name order."""
+    for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
+        with open(path, encoding="utf-8") as f:
+            yield path, json.load(f)
+
+
 def recbole_rows(results_dir, dataset):
     """RecBole 1.2.1 runs; without an `exclude_history` field a file is RecBole's own protocol (history kept)."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(results_dir, f"recbole_*_{dataset}_seed*.json"))):
-        with open(path, encoding="utf-8") as f:
-            run = json.load(f)
+    for path, run in peer_runs(results_dir, f"recbole_*_{dataset}_seed*.json"):
         finished = run["status"] == "finished"
         test = run["test"] if finished else run.get("test_at_best_so_far")
         if not test:
@@ -184,9 +191,7 @@ def recbole_rows(results_dir, dataset):
 def replay_rows(results_dir, dataset):
     """RePlay 0.22 SASRec (cross-entropy) runs, in the protocol each file records."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(results_dir, f"replay_sasrec_{dataset}_seed*.json"))):
-        with open(path, encoding="utf-8") as f:
-            run = json.load(f)
+    for path, run in peer_runs(results_dir, f"replay_sasrec_{dataset}_seed*.json"):
         finished = run["status"] == "finished"
         if not finished or "test" not in run:
             continue
