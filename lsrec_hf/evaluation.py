@@ -82,14 +82,12 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
                                              attention_mask=batch["attention_mask"].to(device), **context)
             ranked.extend([i for s, i in zip(row_scores, row) if s > float("-inf")]
                           for row_scores, row in zip(scores.tolist(), indices.tolist()))
-            targets.extend(batch["targets"].tolist())
-            gates.extend(gate.float().cpu().tolist())
-            continue
-        scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
-        scores = scores.float()
-        if exclude_history:
-            scores = mask_history(scores, input_ids)
-        ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
+        else:
+            scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
+            scores = scores.float()
+            if exclude_history:
+                scores = mask_history(scores, input_ids)
+            ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
         gates.extend(gate.float().cpu().tolist())
     positions = order

@@ -722,6 +722,13 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         `context_ids` `[B, L, F]`: the side features of the history's events; `target_context_ids` `[B, F]`: those
         of the event to recommend (where and when it will be shown; its scenario is the target scenario).
         """
+        user_state, gate = self.next_user_state(input_ids, attention_mask, memory, context_ids, target_context_ids)
+        return self.item_scores(user_state), gate
+
+    @torch.no_grad()
+    def next_user_state(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_context_ids=None):
+        """The user state `[B, hidden]` that `score_next` scores against every item, and the gate `[B]`
+        (an approximate top-k searches an index with it instead of scoring the catalog)."""
         if attention_mask is None:
             attention_mask = input_ids != PAD_TOKEN_ID
         num_features = len(self.config.feature_names)
@@ -749,7 +756,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
             if target_scenario_ids is not None:
                 target_scenario_ids = torch.cat([target_scenario_ids, next_scenario], dim=1)
         outputs = self.model.encode(input_ids, attention_mask, memory, context_ids, target_scenario_ids)
-        return self.item_scores(outputs.user_state[:, -1]), outputs.gate[:, -1]
+        return outputs.user_state[:, -1], outputs.gate[:, -1]
 
 
 __all__ = ["LSRecModel", "LSRecForSequentialRecommendation", "LSRecPreTrainedModel", "LSRecMemory"]

@@ -189,17 +189,8 @@ def invalidate(model):
 
 @torch.no_grad()
 def next_user_states(model, input_ids, **kwargs):
-    """The user states `[B, hidden]` that `model.score_next(input_ids, **kwargs)` scores, and its gate `[B]`.
-
-    `score_next` ends in `item_scores(user_state)`, a score for every item; swapping that call for the identity
-    keeps one code path for histories, memory and context while never touching the catalog.
-    """
-    base = _base(model)
-    base.item_scores = lambda user_state, item_indices=None: user_state
-    try:
-        return model.score_next(input_ids, **kwargs)
-    finally:
-        del base.item_scores  # the class's method again
+    """The user states `[B, hidden]` that `model.score_next(input_ids, **kwargs)` scores, and its gate `[B]`."""
+    return _base(model).next_user_state(input_ids, **kwargs)
 
 
 def _history_sets(input_ids):
