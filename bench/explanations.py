@@ -14,7 +14,7 @@ import torch
 import transformers
 
 from common import write_result
-from lsrec_hf.configuration_lsrec import NUM_SPECIAL_TOKENS
+from lsrec_hf.tokens import to_tokens
 from lsrec_hf.data import load_data
 from lsrec_hf.explain import deletion_test
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
@@ -31,7 +31,7 @@ def main():
     model = transformers.AutoModel.from_pretrained(args.checkpoint).eval()
     data = load_data("ml-100k")
     test = leave_one_out(build_user_sequences(data.interactions, data.catalog)).test
-    histories = [[int(i) + NUM_SPECIAL_TOKENS for i in h] for h in test.histories[: args.users]]
+    histories = [to_tokens(h) for h in test.histories[: args.users]]
 
     with torch.no_grad():
         start = time.perf_counter()

@@ -38,6 +38,7 @@ import faiss  # noqa: E402
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation  # noqa: E402
 from lsrec_hf.evaluation import mask_history  # noqa: E402
 from lsrec_hf.retrieval import item_index, item_vectors, next_user_states, retrieve  # noqa: E402
+from lsrec_hf.tokens import to_tokens  # noqa: E402
 
 HISTORY_LENGTH = 20
 TOP_K = 10
@@ -83,7 +84,7 @@ def set_bias_to_popularity(model, popularity, probe_ids):
 
 def histories(popularity, num_users, generator):
     draws = torch.multinomial(popularity.float(), num_users * HISTORY_LENGTH, replacement=True, generator=generator)
-    return draws.view(num_users, HISTORY_LENGTH) + 2  # item tokens
+    return to_tokens(draws.view(num_users, HISTORY_LENGTH))
 
 
 def exact(model, input_ids):

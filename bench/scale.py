@@ -24,6 +24,7 @@ import time
 import torch
 
 from common import write_result
+from lsrec_hf.tokens import to_tokens
 
 NUM_ITEMS, CONTENT_DIM = 1682, 384
 
@@ -44,7 +45,7 @@ def measure(encoder, phase, length, device, seed, repeats):
     model = lsrec_hf.LSRecForSequentialRecommendation(config).to(device)
     model.model.embeddings.content_embeddings.copy_(torch.randn(NUM_ITEMS, CONTENT_DIM))
     items = torch.randint(0, NUM_ITEMS, (1, length + 1), device=device)
-    input_ids, labels = items[:, :-1] + 2, items[:, 1:]
+    input_ids, labels = to_tokens(items[:, :-1]), items[:, 1:]
 
     def train_pass():
         model.train()

@@ -85,7 +85,7 @@ def latency(model, histories, device, repeats):
     input_ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
     def top10():
-        scores, _ = model.score_next(input_ids, mask)
+        scores = model.score_next(input_ids, mask).scores
         mask_history(scores.float(), input_ids).topk(10, dim=1)
         if device == "cuda":
             torch.cuda.synchronize()

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from common import write_result
-from lsrec_hf.configuration_lsrec import NUM_SPECIAL_TOKENS
+from lsrec_hf.tokens import to_tokens
 from lsrec_hf.user_state import encode_user, fold_in, score_state
 
 
@@ -44,8 +44,8 @@ def main():
 
     model = transformers.AutoModel.from_pretrained(args.checkpoint).eval()
     num_items = model.config.num_items
-    history = torch.randint(NUM_SPECIAL_TOKENS, num_items + NUM_SPECIAL_TOKENS, (1, args.history))
-    new_event = torch.randint(NUM_SPECIAL_TOKENS, num_items + NUM_SPECIAL_TOKENS, (1, 1))
+    history = to_tokens(torch.randint(0, num_items, (1, args.history)))
+    new_event = to_tokens(torch.randint(0, num_items, (1, 1)))
 
     with torch.no_grad():
         state = encode_user(model, history)

@@ -8,6 +8,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from .tokens import is_item_token, to_indices, to_tokens
+
 CATALOG_NAME = "catalog.json"
 
 DEFAULT_TEXT_TEMPLATE = "{title} ({year}). Genres: {genres}."
@@ -58,7 +60,16 @@ class ItemCatalog:
             raise KeyError(f"item id '{item_id}' is not in the catalog ({len(self)} items)") from None
 
     def indices(self, item_ids):
+        """Model indices of external item ids, in order."""
         return [self.index(i) for i in item_ids]
+
+    def encode(self, item_ids):
+        """The model's input tokens for external item ids (a history, oldest first); `KeyError` naming an unknown id."""
+        return to_tokens(self.indices(item_ids))
+
+    def decode(self, tokens):
+        """External item ids of item tokens (padding and [MASK] are skipped): the inverse of `encode`."""
+        return [self.item_ids[to_indices(int(token))] for token in tokens if is_item_token(int(token))]
 
     def extended_with(self, other):
         """This catalog followed by the items of `other` it lacks (existing indices never move)."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from .configuration_lsrec import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from .tokens import MASK_TOKEN_ID, PAD_TOKEN_ID, to_indices, to_tokens
 
 
 def pad_left(sequences, length, value):
@@ -72,7 +72,7 @@ class TrainingCollator:
         inputs = [seq[:-1] for seq in sequences] if causal else sequences
         targets = [seq[1:] for seq in sequences] if causal else sequences
         length = segment_aligned_length(max(len(seq) for seq in inputs), self.segment_length)
-        tokens = pad_left(inputs, length, PAD_TOKEN_ID - NUM_SPECIAL_TOKENS) + NUM_SPECIAL_TOKENS
+        tokens = to_tokens(pad_left(inputs, length, to_indices(PAD_TOKEN_ID)))
         attention_mask = tokens != PAD_TOKEN_ID
         labels = pad_left(targets, length, -100)
         if self.objective == "cloze":
@@ -109,7 +109,7 @@ class EvaluationCollator:
         if self.max_length:
             histories = [h[-self.max_length:] for h in histories]
         length = segment_aligned_length(max(len(h) for h in histories), self.segment_length)
-        tokens = pad_left(histories, length, PAD_TOKEN_ID - NUM_SPECIAL_TOKENS) + NUM_SPECIAL_TOKENS
+        tokens = to_tokens(pad_left(histories, length, to_indices(PAD_TOKEN_ID)))
         batch = {
             "input_ids": tokens,
             "attention_mask": tokens != PAD_TOKEN_ID,

@@ -2,14 +2,11 @@
 
 from transformers import PreTrainedConfig
 
+from .tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID  # noqa: F401  (re-exported)
+
 MEMORY_MODES = ("long+short", "short", "long")
 OBJECTIVES = ("causal", "cloze")
 LOSSES = ("full", "sampled")
-
-# Token ids below this are special; item ``i`` of the catalog is token ``i + NUM_SPECIAL_TOKENS``.
-PAD_TOKEN_ID = 0
-MASK_TOKEN_ID = 1
-NUM_SPECIAL_TOKENS = 2
 
 
 class LSRecConfig(PreTrainedConfig):
@@ -32,6 +29,12 @@ class LSRecConfig(PreTrainedConfig):
             embeddings share a large common direction (mean cosine 0.2-0.3 between unrelated Amazon titles) and
             vary little per dimension; standardized, the text part of an item token starts as large as its
             differences from other items.
+        use_output_bias (`bool`, defaults to `True`): add a learned score offset per item (its popularity, roughly)
+            to every user's scores.
+        absolute_positions (`bool`, defaults to `False`): add a learned embedding of each event's position in its
+            segment, counted from the segment's end (SASRec's positions), to the relative position bias.
+        embedding_layer_norm (`bool`, defaults to `True`): layer-normalise the item tokens before the first layer;
+            without it they enter the layers as they are (their norm then carries information, as in SASRec).
         text_encoder (`str`): the sentence-transformers model that produced the content embeddings.
         hidden_size (`int`, defaults to 64): width of the item tokens and of every layer.
         num_hidden_layers (`int`, defaults to 2): transformer layers.
@@ -51,6 +54,10 @@ class LSRecConfig(PreTrainedConfig):
         mask_prob (`float`, defaults to 0.2): fraction of events masked by the cloze objective.
         loss (`str`, defaults to `"full"`): `"full"` softmax over the catalog or `"sampled"` softmax with
             log-Q correction for catalogs too large to score at every step.
+        loss_excludes_history (`bool`, defaults to `False`): leave the items already in the user's history out of
+            the training softmax at each position (causal objective, full softmax), as the evaluation leaves them
+            out of the ranking. Otherwise every history item is a negative of every later position: the user state
+            is pushed away from the items just consumed, and from the items whose text is like theirs.
         num_negatives (`int`, defaults to 1024): negatives per batch for the sampled softmax.
         relative_attention_num_buckets (`int`, defaults to 32): buckets of the relative position bias.
         relative_attention_max_distance (`int`, defaults to 256): distance beyond which buckets are shared.
@@ -74,6 +81,9 @@ class LSRecConfig(PreTrainedConfig):
     use_content: bool = True
     item_id_dropout: float = 0.0
     standardize_content: bool = False
+    use_output_bias: bool = True
+    absolute_positions: bool = False
+    embedding_layer_norm: bool = True
     text_encoder: str | None = "sentence-transformers/all-MiniLM-L6-v2"
     hidden_size: int = 64
     num_hidden_layers: int = 2
@@ -88,6 +98,7 @@ class LSRecConfig(PreTrainedConfig):
     objective: str = "causal"
     mask_prob: float = 0.2
     loss: str = "full"
+    loss_excludes_history: bool = False
     num_negatives: int = 1024
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 256
@@ -114,6 +125,8 @@ class LSRecConfig(PreTrainedConfig):
             (0.0 <= self.item_id_dropout <= 1.0, f"item_id_dropout must be in [0, 1], got {self.item_id_dropout}"),
             (self.item_id_dropout == 0.0 or (self.use_item_ids and self.use_content),
              "item_id_dropout needs both item ids and content embeddings (use_item_ids=True, use_content=True)"),
+            (not self.loss_excludes_history or (self.objective == "causal" and self.loss == "full"),
+             "loss_excludes_history needs objective='causal' and loss='full'"),
             (self.num_items >= 0, f"num_items must be >= 0, got {self.num_items}"),
             (self.scenario_feature is None or self.scenario_feature in (self.context_vocab or {}),
              f"scenario_feature {self.scenario_feature!r} must be one of context_vocab's features "

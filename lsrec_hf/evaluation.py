@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .collator import EvaluationCollator
-from .configuration_lsrec import NUM_SPECIAL_TOKENS
+from .tokens import item_indices_or
 from .retrieval import check_retrieval, retrieve
 
 DEFAULT_K_VALUES = (10, 20)
@@ -37,7 +37,7 @@ def mask_history(scores, input_ids):
     """Set the scores of the items in each user's input history to -inf (in place)."""
     num_items = scores.shape[1]
     # padding and special tokens point at an extra column that is dropped afterwards
-    index = torch.where(input_ids >= NUM_SPECIAL_TOKENS, input_ids - NUM_SPECIAL_TOKENS, num_items)
+    index = item_indices_or(input_ids, num_items)
     padded = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)
     padded.scatter_(1, index, float("-inf"))
     scores.copy_(padded[:, :num_items])
@@ -83,7 +83,8 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
             ranked.extend([i for s, i in zip(row_scores, row) if s > float("-inf")]
                           for row_scores, row in zip(scores.tolist(), indices.tolist()))
         else:
-            scores, gate = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
+            output = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
+            scores, gate = output.scores, output.gate
             scores = scores.float()
             if exclude_history:
                 scores = mask_history(scores, input_ids)

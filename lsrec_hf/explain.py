@@ -11,7 +11,7 @@ import random
 import torch
 
 from .collator import pad_left, pad_left_rows
-from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from .tokens import PAD_TOKEN_ID, to_indices
 from .evaluation import mask_history
 from .modeling_lsrec import LSRecMemory
 from .user_state import short_segment_length
@@ -43,7 +43,8 @@ def score_without(model, history, removals, memory=None, context=None):
         side["context_ids"] = pad_left_rows([history_context[row] for row in keep], len(history),
                                             history_context.shape[1]).to(model.device)
         side["target_context_ids"] = target_context[None].expand(len(keep), -1).to(model.device)
-    scores, gate = model.score_next(input_ids, memory=_repeat(memory, len(keep)), **side)
+    output = model.score_next(input_ids, memory=_repeat(memory, len(keep)), **side)
+    scores, gate = output.scores, output.gate
     return scores.float(), gate[0].float()
 
 
@@ -123,7 +124,7 @@ def explain_recommendations(model, history, item_indices, memory=None, last_n=DE
         for row in drops[:, column].argsort(descending=True).tolist():
             if drops[row, column] <= 0 or len(drivers) == num_drivers:
                 break
-            index = history[positions[row]] - NUM_SPECIAL_TOKENS
+            index = to_indices(history[positions[row]])
             if index in seen:  # an item seen twice is one driver, counted at its strongest event
                 continue
             seen.add(index)

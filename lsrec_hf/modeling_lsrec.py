@@ -24,7 +24,8 @@ from transformers.utils import (ADAPTER_CONFIG_NAME, CONFIG_NAME, SAFE_WEIGHTS_I
 from transformers.utils.hub import hf_api
 
 from .catalog import CATALOG_NAME, ItemCatalog
-from .configuration_lsrec import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, LSRecConfig
+from .configuration_lsrec import LSRecConfig
+from .tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or, to_indices
 from .data.errors import shown_columns
 from .model_card import build_model_card
 from .paths import inside, resolve_base_model
@@ -82,6 +83,17 @@ class LSRecRecommendationOutput(ModelOutput):
     memory: LSRecMemory | None = None
 
 
+@dataclass
+class LSRecNextItemOutput(ModelOutput):
+    r"""
+    scores (`[batch, num_items]`): score of every catalog item as the next event after each history.
+    gate (`[batch]`): long-term share of the user state that produced them (0 = all short-term).
+    """
+
+    scores: torch.Tensor | None = None
+    gate: torch.Tensor | None = None
+
+
 class LSRecItemEmbeddings(nn.Module):
     """Item token = learned id embedding (optional) + projection of the frozen content embedding of its text."""
 
@@ -107,7 +119,12 @@ class LSRecItemEmbeddings(nn.Module):
                                                 config.hidden_size, padding_idx=0)
         else:
             self.target_scenario = None
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # position 0 = the segment's last event, so the most recent event always has the same embedding
+        self.positions = nn.Embedding(config.segment_length, config.hidden_size) if config.absolute_positions else None
+        if config.embedding_layer_norm:
+            self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        else:
+            self.layer_norm = nn.Identity()
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     @torch.no_grad()
@@ -143,8 +160,8 @@ class LSRecItemEmbeddings(nn.Module):
         """Tokens `[B, T, H]`; `context_ids` `[B, T, F]` (ids of `config.feature_names`, 0 = unknown) and
         `target_scenario_ids` `[B, T]` (the scenario of the event each position predicts) are optional."""
         # Only the items in the batch are represented: the cost does not grow with the catalog.
-        is_item = (input_ids >= NUM_SPECIAL_TOKENS)[..., None]
-        items = self.item_representations((input_ids - NUM_SPECIAL_TOKENS).clamp(min=0))
+        is_item = is_item_token(input_ids)[..., None]
+        items = self.item_representations(to_indices(input_ids).clamp(min=0))
         special = self.special_tokens(input_ids.clamp(max=NUM_SPECIAL_TOKENS - 1))
         tokens = torch.where(is_item, items, special)
         if context_ids is not None:
@@ -152,6 +169,10 @@ class LSRecItemEmbeddings(nn.Module):
                 tokens = tokens + table(context_ids[..., index])
         if target_scenario_ids is not None and self.target_scenario is not None:
             tokens = tokens + self.target_scenario(target_scenario_ids)
+        if self.positions is not None:
+            length = input_ids.shape[1]
+            from_end = torch.arange(length - 1, -1, -1, device=input_ids.device).clamp(max=self.positions.num_embeddings - 1)
+            tokens = tokens + self.positions(from_end)
         return self.dropout(self.layer_norm(tokens))
 
 
@@ -670,16 +691,19 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
     def item_scores(self, user_state, item_indices=None):
         """Scores `[..., num_items]` (or `[..., len(item_indices)]`) of items for user states `[..., hidden]`."""
         reps = self.model.embeddings.item_representations(item_indices)
-        return user_state @ reps.T + self.output_bias(item_indices)
+        scores = user_state @ reps.T
+        return scores + self.output_bias(item_indices) if self.config.use_output_bias else scores
 
     def forward(self, input_ids, attention_mask=None, labels=None, memory=None, context_ids=None,
-                target_scenario_ids=None, **kwargs):
+                target_scenario_ids=None, earlier_ids=None, **kwargs):
         r"""
         input_ids (`[batch, seq]`): item tokens (catalog index + 2; 0 = padding, 1 = mask) of one segment.
         labels (`[batch, seq]`, *optional*): catalog index of the item to predict at each position, -100 where none.
         memory (`LSRecMemory`, *optional*): returned by the previous segment of the same users.
         context_ids (`[batch, seq, features]`, *optional*): ids of `config.feature_names` per event (0 = unknown).
         target_scenario_ids (`[batch, seq]`, *optional*): the scenario of the event each position predicts.
+        earlier_ids (`[batch, earlier]`, *optional*): the item tokens of the users' earlier segments; with
+            `config.loss_excludes_history` their items are left out of the softmax too.
         """
         outputs = self.model(input_ids, attention_mask=attention_mask, memory=memory, context_ids=context_ids,
                              target_scenario_ids=target_scenario_ids)
@@ -690,12 +714,30 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
             selected = labels != -100
             states, targets = outputs.user_state[selected], labels[selected]
             if self.config.loss == "full":
-                loss = F.cross_entropy(self.item_scores(states).float(), targets, reduction="sum")
+                scores = self.item_scores(states).float()
+                if self.config.loss_excludes_history:
+                    seen = self._seen_before(input_ids, earlier_ids)[selected]
+                    seen[torch.arange(len(targets), device=seen.device), targets] = False  # a repeat stays a target
+                    scores = scores.masked_fill(seen, float("-inf"))
+                loss = F.cross_entropy(scores, targets, reduction="sum")
             else:
                 loss = self._sampled_softmax_loss(states, targets)
             # Sum / count keeps an empty segment (all padding) at zero loss instead of NaN.
             loss = loss / selected.sum().clamp(min=1)
         return LSRecRecommendationOutput(loss=loss, logits=logits, gate=outputs.gate, memory=outputs.memory)
+
+    def _seen_before(self, input_ids, earlier_ids=None):
+        """`[B, T, num_items]` bool: whether each item is in the history up to each position (its own event
+        included: the causal input at position t is the event before the one it predicts)."""
+        num_items = self.config.num_items
+        batch, length = input_ids.shape
+        columns = item_indices_or(input_ids, num_items)  # special tokens fall into an extra column, dropped below
+        seen = torch.zeros(batch, length, num_items + 1, dtype=torch.int32, device=input_ids.device)
+        seen = seen.scatter_(2, columns[..., None], 1).cumsum(1) > 0
+        if earlier_ids is not None and earlier_ids.shape[1]:
+            earlier = torch.zeros(batch, num_items + 1, dtype=torch.bool, device=input_ids.device)
+            seen = seen | earlier.scatter_(1, item_indices_or(earlier_ids, num_items), True)[:, None]
+        return seen[..., :num_items]
 
     def _sampled_softmax_loss(self, states, targets):
         """Softmax over [target ; K shared negatives drawn from q], each negative's logit corrected by -log(K q).
@@ -709,7 +751,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         negatives = torch.multinomial(self.sampling_probs, num_negatives, replacement=True)
         log_q = torch.log(self.sampling_probs * num_negatives)
         positive = (states * self.model.embeddings.item_representations(targets)).sum(-1)
-        positive = positive + self.output_bias(targets)
+        if self.config.use_output_bias:
+            positive = positive + self.output_bias(targets)
         negative = self.item_scores(states, negatives) - log_q[negatives]
         negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
         logits = torch.cat([positive[:, None], negative], dim=1).float()
@@ -717,13 +760,35 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
 
     @torch.no_grad()
     def score_next(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_context_ids=None):
-        """Scores `[B, num_items]` of the next item after each (left-padded) history, plus the gate `[B]`.
+        """`LSRecNextItemOutput`: scores `[B, num_items]` of the next item after each (left-padded) history of item
+        tokens (`ItemCatalog.encode`), and the gate `[B]`.
 
         `context_ids` `[B, L, F]`: the side features of the history's events; `target_context_ids` `[B, F]`: those
         of the event to recommend (where and when it will be shown; its scenario is the target scenario).
         """
         user_state, gate = self.next_user_state(input_ids, attention_mask, memory, context_ids, target_context_ids)
-        return self.item_scores(user_state), gate
+        return LSRecNextItemOutput(scores=self.item_scores(user_state), gate=gate)
+
+    @torch.no_grad()
+    def recommend(self, history, top_k=10, exclude_history=True):
+        """The `top_k` next items for one user's `history` (external item ids, oldest first), best first, as
+        `[{"item_id", "title", "score"}]`. The history's own items are left out unless `exclude_history=False`.
+
+        One call for scripts and notebooks; the `"recommendation"` pipeline adds titles as input, candidates,
+        context, explanations and user states.
+        """
+        if self.catalog is None:
+            raise ValueError("recommend: this model has no catalog (load it with from_pretrained, or set model.catalog)")
+        history = list(history)
+        if not history:
+            raise ValueError("recommend: history is empty; give at least one item id")
+        tokens = torch.tensor([self.catalog.encode(history)], device=self.device)
+        scores = self.score_next(tokens).scores[0]
+        if exclude_history:
+            scores[self.catalog.indices(history)] = float("-inf")
+        top = scores.topk(min(top_k, int(torch.isfinite(scores).sum())))
+        return [{"item_id": self.catalog.item_ids[i], "title": self.catalog.titles[i], "score": s}
+                for s, i in zip(top.values.tolist(), top.indices.tolist())]
 
     @torch.no_grad()
     def next_user_state(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_context_ids=None):
@@ -759,4 +824,5 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         return outputs.user_state[:, -1], outputs.gate[:, -1]
 
 
-__all__ = ["LSRecModel", "LSRecForSequentialRecommendation", "LSRecPreTrainedModel", "LSRecMemory"]
+__all__ = ["LSRecModel", "LSRecForSequentialRecommendation", "LSRecPreTrainedModel", "LSRecMemory",
+           "LSRecNextItemOutput"]

@@ -15,7 +15,7 @@ from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .collator import pad_left, pad_left_rows
-from .configuration_lsrec import NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from .tokens import PAD_TOKEN_ID, is_item_token, to_indices, to_tokens
 from .data.errors import shown
 from .context import encode_target_context
 from .evaluation import mask_history as exclude_items
@@ -64,7 +64,7 @@ def _checked_items(items, where):
 def _check_state(state, config):
     """A ValueError naming both sizes when `state` comes from a model whose catalog or layers this one lacks."""
     # A state saved before it recorded its catalog size still shows one through its largest item token.
-    largest = int(state.tokens.max()) - NUM_SPECIAL_TOKENS + 1 if len(state.tokens) else 0
+    largest = to_indices(int(state.tokens.max())) + 1 if len(state.tokens) else 0
     if max(state.num_items or 0, largest) > config.num_items:
         size = state.num_items if (state.num_items or 0) >= largest else f"at least {largest}"
         raise ValueError(f"memory: this user state comes from a model with a catalog of {size} items, but this "
@@ -292,7 +292,7 @@ class RecommendationPipeline(Pipeline):
         if inputs.single:
             wheres = ["inputs" if isinstance(inputs.histories[0], dict) else "history"]
         histories = [_user_history(user, where) for user, where in zip(inputs.histories, wheres)]
-        tokens = [[index + NUM_SPECIAL_TOKENS for index in self._indices(history, where)]
+        tokens = [to_tokens(self._indices(history, where))
                   for history, where in zip(histories, wheres)]
         if memory is not None and len(tokens) != 1:
             raise ValueError("memory is one user's state: pass that user's new events as a single history")
@@ -331,7 +331,7 @@ class RecommendationPipeline(Pipeline):
         if retrieval == "faiss" and "candidates" not in model_inputs:  # a few candidates: scoring them is cheaper
             top = self._search(model, input_ids, memory, context, top_k, exclude_history, model_inputs["single"])
         else:
-            scores, _ = model.score_next(input_ids, memory=memory, **context)
+            scores = model.score_next(input_ids, memory=memory, **context).scores
             scores = scores.float()
             if exclude_history:
                 scores = exclude_items(scores, input_ids)
@@ -359,7 +359,7 @@ class RecommendationPipeline(Pipeline):
                 explanations.append(explain_recommendations(model, history, kept, memory, context=side) if kept else [])
         profiles = None
         if profile:
-            profiles = [interest_profile(model, (row[row != PAD_TOKEN_ID] - NUM_SPECIAL_TOKENS).tolist())
+            profiles = [interest_profile(model, to_indices(row[row != PAD_TOKEN_ID]).tolist())
                         for row in input_ids]
         return {"scores": top.values, "indices": top.indices, "explanations": explanations, "profiles": profiles,
                 "single": model_inputs["single"]}
@@ -370,7 +370,7 @@ class RecommendationPipeline(Pipeline):
         if exclude_history:
             offered = model.config.num_items
             for row, tokens in enumerate(input_ids.tolist()):
-                left = offered - len({token for token in tokens if token >= NUM_SPECIAL_TOKENS})
+                left = offered - len({token for token in tokens if is_item_token(token)})
                 if left < min(top_k, offered):
                     who = "" if single else f"inputs[{row}]: "
                     warnings.warn(_shortfall(who, left, offered, top_k, False), stacklevel=3)

@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 import torch
 
-from .configuration_lsrec import NUM_SPECIAL_TOKENS
+from .tokens import item_set
 
 RETRIEVAL_CHOICES = ("exact", "faiss")
 
@@ -101,7 +101,7 @@ def item_vectors(model):
         reps = embeddings.item_representations()
     finally:
         embeddings.train(training)
-    bias = model.output_bias()
+    bias = model.output_bias() if model.config.use_output_bias else torch.zeros(reps.shape[0])
     return torch.cat([reps.float(), bias.float()[:, None]], dim=1).cpu().contiguous()
 
 
@@ -197,7 +197,7 @@ def _history_sets(input_ids):
     """Per row, the catalog indices of the items in the (padded) token row."""
     rows = []
     for row in input_ids.tolist():
-        rows.append({token - NUM_SPECIAL_TOKENS for token in row if token >= NUM_SPECIAL_TOKENS})
+        rows.append(item_set(row))
     return rows
 
 

@@ -155,6 +155,8 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
             for start in range(0, batch["input_ids"].shape[1], config.segment_length):
                 segment = {k: v[:, start:start + config.segment_length] for k, v in batch.items()}
                 with accelerator.accumulate(model):
+                    if config.loss_excludes_history:  # the items of earlier segments are history too
+                        segment["earlier_ids"] = batch["input_ids"][:, :start]
                     outputs = model(**segment, memory=memory)
                     accelerator.backward(outputs.loss)
                     if accelerator.sync_gradients and args.max_grad_norm:

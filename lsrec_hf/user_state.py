@@ -127,7 +127,7 @@ def segment_and_memory(model, state):
 
 
 def score_state(model, state):
-    """Scores `[1, num_items]` of the next item for a user's state, and the long-term gate `[1]`."""
+    """`LSRecNextItemOutput` of a user's state: scores `[1, num_items]` of the next item and the long-term gate `[1]`."""
     if state.empty:
         raise ValueError("this user state holds no events yet: fold some in first")
     tokens, memory = segment_and_memory(model, state)

@@ -77,7 +77,7 @@ def test_leave_one_out_equals_scoring_each_shortened_history(model):
     items = [3, 17]
     positions, drops, gate = explain.leave_one_out(model, history, items, last_n=5)
     assert positions == [7, 8, 9, 10, 11]
-    full, full_gate = model.score_next(torch.tensor([history]))
+    full, full_gate = model.score_next(torch.tensor([history])).to_tuple()
     torch.testing.assert_close(gate, full_gate[0])
     for row, position in enumerate(positions):
         shortened = model.score_next(torch.tensor([history[:position] + history[position + 1:]]))[0]

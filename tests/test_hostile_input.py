@@ -24,7 +24,7 @@ from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
 from lsrec_hf import LSRecForSequentialRecommendation
-from lsrec_hf.configuration_lsrec import NUM_SPECIAL_TOKENS
+from lsrec_hf.tokens import to_tokens
 from lsrec_hf.data import DataError, from_hf_dataset, load_atomic, load_data, load_movielens, load_tabular
 from lsrec_hf.data.movielens import split_title_year
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
@@ -512,7 +512,7 @@ def test_pipeline_huge_unknown_item_gives_a_short_message_quickly(recommend):
 
 def test_pipeline_refuses_a_user_state_of_a_larger_catalog_naming_both_sizes(recommend, tmp_path):
     bigger = LSRecForSequentialRecommendation.from_pretrained(save_tiny_model(tmp_path, [f"M {i}" for i in range(45)]))
-    state = encode_user(bigger, [44 + NUM_SPECIAL_TOKENS, 3, 40 + NUM_SPECIAL_TOKENS])  # was an IndexError deep in torch
+    state = encode_user(bigger, [to_tokens(44), 3, to_tokens(40)])  # was an IndexError deep in torch
     with pytest.raises(ValueError, match=r"memory: this user state comes from a model with a catalog of 45 items, "
                                          r"but this model's catalog has 30"):
         recommend(["m1"], memory=state)

@@ -234,3 +234,69 @@ def test_config_rejects_bad_settings_by_name(bad, message):
 
 def test_package_exports_version():
     assert lsrec_hf.__version__
+
+
+def test_without_output_bias_scores_are_user_state_times_item_vectors_and_the_bias_learns_nothing():
+    model = make_model(use_output_bias=False).train()
+    with torch.no_grad():
+        model.output_bias.bias.fill_(5.0)  # would shift every score if it were used
+    ids = random_history()
+    labels = torch.randint(0, NUM_ITEMS, ids.shape)
+    model(input_ids=ids, labels=labels).loss.backward()
+    assert model.output_bias.bias.grad is None
+    model.eval()
+    state = model.next_user_state(ids)[0]
+    expected = state @ model.model.embeddings.item_representations().T
+    torch.testing.assert_close(model.score_next(ids).scores, expected)
+    with_bias = make_model(use_output_bias=True)
+    with torch.no_grad():
+        with_bias.output_bias.bias.fill_(5.0)
+    torch.testing.assert_close(with_bias.score_next(ids).scores, model.score_next(ids).scores + 5.0)
+
+
+def test_absolute_positions_count_from_the_segment_end():
+    model = make_model(absolute_positions=True, memory="short", segment_length=6)
+    ids = random_history(length=4)
+    padded = torch.cat([torch.zeros(3, 2, dtype=torch.long), ids], dim=1)  # left padding moves no event
+    torch.testing.assert_close(model.score_next(ids).scores, model.score_next(padded).scores)
+    with torch.no_grad():
+        model.model.embeddings.positions.weight[0].add_(1.0)  # the most recent event's position
+    changed = model.score_next(ids).scores
+    assert not torch.allclose(changed, model.score_next(ids[:, :-1]).scores)
+    assert not torch.allclose(changed, make_model(absolute_positions=True, memory="short", segment_length=6)
+                              .score_next(ids).scores)
+
+
+def test_item_tokens_skip_the_layer_norm_when_asked():
+    model = make_model(embedding_layer_norm=False)
+    assert isinstance(model.model.embeddings.layer_norm, torch.nn.Identity)
+    ids = random_history()
+    tokens = model.model.embeddings(ids)
+    raw = model.model.embeddings.item_representations(ids - 2)
+    torch.testing.assert_close(tokens, raw)
+    assert isinstance(make_model().model.embeddings.layer_norm, torch.nn.LayerNorm)
+
+
+def test_loss_excludes_history_drops_seen_items_from_the_softmax_but_keeps_a_repeated_target():
+    model = make_model(loss_excludes_history=True, memory="short", segment_length=4)
+    ids = torch.tensor([[2 + 5, 2 + 6, 2 + 7, 2 + 8]])
+    labels = torch.tensor([[6, 7, 5, 9]])  # position 2 predicts item 5 again: a repeat
+    earlier = torch.tensor([[0, 2 + 30]])  # padding, then item 30 in an earlier segment
+    loss = model(input_ids=ids, labels=labels, earlier_ids=earlier).loss
+    scores = model(input_ids=ids).logits[0].float()
+    expected = []
+    for position, target in enumerate(labels[0].tolist()):
+        seen = {30, *[token - 2 for token in ids[0, :position + 1].tolist()]} - {target}
+        kept = scores[position].clone()
+        kept[sorted(seen)] = float("-inf")
+        expected.append(F.cross_entropy(kept[None], torch.tensor([target])))
+    torch.testing.assert_close(loss, torch.stack(expected).mean())
+    plain = make_model(memory="short", segment_length=4)(input_ids=ids, labels=labels).loss
+    assert loss < plain  # fewer negatives
+
+
+def test_loss_excludes_history_needs_the_causal_full_softmax():
+    with pytest.raises(ValueError, match="loss_excludes_history needs"):
+        LSRecConfig(num_items=10, loss_excludes_history=True, objective="cloze")
+    with pytest.raises(ValueError, match="loss_excludes_history needs"):
+        LSRecConfig(num_items=10, loss_excludes_history=True, loss="sampled")

@@ -55,7 +55,7 @@ def test_pipeline_takes_the_peft_model_and_scores_with_its_adapter(base_dir, pef
     assert recommend.lsrec_model is peft_model.get_base_model()
     adapted = scores(recommend)
     # The pipeline's scores are the PEFT model's own (its forward, last position of the left-padded batch).
-    tokens = torch.tensor([[int(i[1:]) + 2 for i in HISTORIES[0]]])
+    tokens = torch.tensor([recommend.lsrec_model.catalog.encode(HISTORIES[0])])
     with torch.no_grad():
         logits = peft_model(input_ids=tokens).logits[0, -1]
     assert_same(adapted[:1], [{f"m{i}": logits[i].item() for i in range(NUM_ITEMS)}])
@@ -69,7 +69,7 @@ def test_pipeline_takes_the_peft_model_and_scores_with_its_adapter(base_dir, pef
 def test_memory_and_explain_go_through_the_adapter(peft_model):
     recommend = RecommendationPipeline(model=peft_model, device="cpu")  # the class itself takes it too
     older, new = ["m3", "m7", "m1", "m12", "m5"], ["m20", "m21", "m22", "m23"]
-    state = encode_user(recommend.lsrec_model, [int(i[1:]) + 2 for i in older])
+    state = encode_user(recommend.lsrec_model, recommend.lsrec_model.catalog.encode(older))
     from_state = recommend(new, memory=state, top_k=5, exclude_history=False)
     fresh = recommend(older + new, top_k=5, exclude_history=False)
     assert [i["item_id"] for i in from_state] == [i["item_id"] for i in fresh]

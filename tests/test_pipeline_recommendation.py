@@ -6,6 +6,7 @@ from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
+from lsrec_hf.modeling_lsrec import LSRecNextItemOutput
 from lsrec_hf.pipeline_recommendation import RecommendationPipeline
 from lsrec_hf.user_state import encode_user, fold_in, score_state
 
@@ -45,10 +46,28 @@ def test_output_format_and_sorted_scores(recommend):
 
 
 def test_scores_are_the_models(recommend):
-    tokens = torch.tensor([[int(i[1:]) + 2 for i in HISTORY]])
-    expected = recommend.model.score_next(tokens)[0][0]
+    tokens = torch.tensor([recommend.model.catalog.encode(HISTORY)])
+    output = recommend.model.score_next(tokens)
+    assert isinstance(output, LSRecNextItemOutput) and output.gate.shape == (1,)
+    expected = output.scores[0]
     for item in recommend(HISTORY, top_k=3, exclude_history=False):
         assert item["score"] == pytest.approx(expected[int(item["item_id"][1:])].item(), abs=1e-5)
+
+
+def test_model_recommend_is_the_pipeline_in_one_call(recommend):
+    model = recommend.model
+    for exclude in (True, False):
+        expected = recommend(HISTORY, top_k=7, exclude_history=exclude)
+        got = model.recommend(HISTORY, top_k=7, exclude_history=exclude)
+        assert [item["item_id"] for item in got] == [item["item_id"] for item in expected]
+        assert [item["title"] for item in got] == [item["title"] for item in expected]
+        assert [item["score"] for item in got] == pytest.approx([item["score"] for item in expected], abs=1e-5)
+    assert not {item["item_id"] for item in model.recommend(HISTORY, top_k=NUM_ITEMS)} & set(HISTORY)
+    assert len(model.recommend(HISTORY, top_k=NUM_ITEMS)) == NUM_ITEMS - len(set(HISTORY))
+    with pytest.raises(KeyError, match="'m999' is not in the catalog"):
+        model.recommend(["m1", "m999"])
+    with pytest.raises(ValueError, match="history is empty"):
+        model.recommend([])
 
 
 def test_history_items_are_excluded_unless_asked(recommend):
@@ -106,7 +125,7 @@ def test_explain_gives_history_drivers_and_a_reason(recommend):
 def test_memory_continues_a_user_state(recommend):
     model = recommend.model
     older, new = ["m3", "m7", "m1", "m12", "m5"], ["m20", "m21", "m22", "m23"]  # 4 new events: a whole chunk
-    state = encode_user(model, [int(i[1:]) + 2 for i in older])
+    state = encode_user(model, model.catalog.encode(older))
     from_state = recommend(new, memory=state, top_k=5, exclude_history=False)
     fresh = recommend(older + new, top_k=5, exclude_history=False)
     assert [i["item_id"] for i in from_state] == [i["item_id"] for i in fresh]

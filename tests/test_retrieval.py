@@ -18,6 +18,7 @@ from lsrec_hf.data import load_data  # noqa: E402
 from lsrec_hf.evaluation import evaluate_ranking, rank_examples  # noqa: E402
 from lsrec_hf.retrieval import invalidate, item_index, item_vectors, retrieve  # noqa: E402
 from lsrec_hf.sequences import build_user_sequences, leave_one_out  # noqa: E402
+from lsrec_hf.tokens import to_tokens  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def exact_top_k(model, input_ids, k, exclude_history=True):
 
 
 def histories(splits, users=40):
-    rows = [torch.as_tensor(h[-30:]) + 2 for h in splits.test.histories[:users]]
+    rows = [to_tokens(torch.as_tensor(h[-30:])) for h in splits.test.histories[:users]]
     length = max(map(len, rows))
     return torch.stack([torch.cat([torch.zeros(length - len(r), dtype=torch.long), r]) for r in rows])
 

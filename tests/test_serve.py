@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from transformers import pipeline
 
 import lsrec_hf  # noqa: F401 - registers the "recommendation" task
-from lsrec_hf.configuration_lsrec import NUM_SPECIAL_TOKENS
+from lsrec_hf.tokens import to_tokens
 from lsrec_hf.serving import create_app
 from lsrec_hf.user_state import UserState, fold_in
 
@@ -43,7 +43,7 @@ def client(pipe, tmp_path):
 
 
 def tokens(item_ids):
-    return [int(item[1:]) + NUM_SPECIAL_TOKENS for item in item_ids]
+    return to_tokens([int(item[1:]) for item in item_ids])
 
 
 def same_items(served, expected):

@@ -43,3 +43,20 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(splits, tmp_path):
     assert losses[-1] < losses[0]
     best = max(state.history, key=lambda h: h["valid_ndcg@10"])
     assert state.best_epoch == best["epoch"] and state.best_metric == best["valid_ndcg@10"]
+
+
+def test_loss_excludes_history_sees_the_earlier_segments_of_long_histories(splits, tmp_path):
+    splits, num_items = splits
+    widths = []
+    model = tiny_model(num_items, loss_excludes_history=True)
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append((kwargs["input_ids"].shape[1], kwargs["earlier_ids"].shape[1])),
+        with_kwargs=True)
+    args = TrainingArguments(output_dir=str(tmp_path / "excluded"), num_epochs=1, batch_size=32, warmup_steps=5)
+    excluded = train(model, splits, args, Accelerator(cpu=True)).history[0]["train_loss"]
+    training_calls = [w for w in widths if w[0] == 20]
+    assert {earlier for _, earlier in training_calls} >= {0, 20, 40}  # histories of several segments
+    plain = train(tiny_model(num_items), splits, TrainingArguments(output_dir=str(tmp_path / "plain"), num_epochs=1,
+                                                                    batch_size=32, warmup_steps=5),
+                  Accelerator(cpu=True)).history[0]["train_loss"]
+    assert excluded < plain  # the same start, fewer negatives at every position

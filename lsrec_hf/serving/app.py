@@ -17,7 +17,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from ..configuration_lsrec import NUM_SPECIAL_TOKENS
+from ..tokens import to_tokens
 from ..user_state import fold_in
 from .batching import MicroBatcher
 from .metrics import Metrics
@@ -177,7 +177,7 @@ def create_app(pipe, state_dir, max_history=10_000, max_candidates=10_000, max_t
     def add_events(user_id, indices):
         stored = store.get(user_id)
         state, before = stored if stored is not None else (store.empty_state(), 0)
-        state = fold_in(model, state, [index + NUM_SPECIAL_TOKENS for index in indices]).to("cpu")
+        state = fold_in(model, state, to_tokens(indices)).to("cpu")
         store.commit(user_id, state, [catalog.item_ids[i] for i in indices], before)
         return before + len(indices)
 
