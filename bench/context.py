@@ -62,12 +62,8 @@ def item_shelves(catalog):
 
 
 def make_model(catalog, content, feature_vocab=None, scenario=None):
-    config = lsrec_hf.LSRecConfig(num_items=len(catalog), content_dim=content.shape[1], text_encoder=DEFAULT_TEXT_ENCODER,
-                                  context_vocab=feature_vocab, scenario_feature=scenario)
-    model = lsrec_hf.LSRecForSequentialRecommendation(config)
-    model.model.embeddings.content_embeddings.copy_(content)
-    model.catalog = catalog
-    return model
+    return lsrec_hf.LSRecForSequentialRecommendation.from_catalog(
+        catalog, content, text_encoder=DEFAULT_TEXT_ENCODER, context_vocab=feature_vocab, scenario_feature=scenario)
 
 
 def fit(model, splits, args, seed, output_dir):

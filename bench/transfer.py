@@ -79,11 +79,8 @@ def sub_catalog(catalog, n):
 
 
 def new_model(catalog, content):
-    config = lsrec_hf.LSRecConfig(num_items=len(catalog), content_dim=content.shape[1], text_encoder=DEFAULT_TEXT_ENCODER)
-    model = lsrec_hf.LSRecForSequentialRecommendation(config)
-    model.model.embeddings.content_embeddings.copy_(content[:len(catalog)])
-    model.catalog = catalog
-    return model
+    return lsrec_hf.LSRecForSequentialRecommendation.from_catalog(catalog, content[:len(catalog)],
+                                                                   text_encoder=DEFAULT_TEXT_ENCODER)
 
 
 def fit(model, splits, output_dir, seed, num_epochs, learning_rate=TrainingArguments.learning_rate):

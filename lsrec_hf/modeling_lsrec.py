@@ -649,6 +649,23 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
                              persistent=False)
         self.post_init()
 
+    @classmethod
+    def from_catalog(cls, catalog, content_embeddings=None, **config_kwargs):
+        """A new, untrained model for `catalog`: the config sized to it (`num_items`, `content_dim`, `use_content`),
+        the content embeddings `[len(catalog), dim]` of its item texts copied in (`None`: an id-only model), the
+        catalog attached. `config_kwargs` are any other `LSRecConfig` arguments."""
+        use_content = content_embeddings is not None
+        if use_content and tuple(content_embeddings.shape[:1]) != (len(catalog),):
+            raise ValueError(f"from_catalog: {content_embeddings.shape[0]} content embeddings for a catalog of "
+                             f"{len(catalog)} items")
+        config = LSRecConfig(num_items=len(catalog), content_dim=content_embeddings.shape[1] if use_content else 0,
+                             use_content=use_content, **config_kwargs)
+        model = cls(config)
+        if use_content:
+            model.model.embeddings.set_content_embeddings(content_embeddings)
+        model.catalog = catalog
+        return model
+
     @torch.no_grad()
     def extend_catalog(self, catalog, content_embeddings=None):
         """Grow the model to `catalog` (this model's catalog followed by new items), like `resize_token_embeddings`.

@@ -15,7 +15,7 @@ from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .collator import pad_left, pad_left_rows
-from .tokens import PAD_TOKEN_ID, is_item_token, to_indices, to_tokens
+from .tokens import PAD_TOKEN_ID, item_set, to_indices, to_tokens
 from .data.errors import shown
 from .context import encode_target_context
 from .evaluation import mask_history as exclude_items
@@ -61,19 +61,28 @@ def _checked_items(items, where):
     return list(items)
 
 
+@dataclass
+class _OnDevice:
+    """The memory and context of a forward pass, left where they are by the pipeline's move of outputs to the CPU."""
+
+    memory: object
+    context: dict
+    input_ids: torch.Tensor
+
+
 def _check_state(state, config):
     """A ValueError naming both sizes when `state` comes from a model whose catalog or layers this one lacks."""
     # A state saved before it recorded its catalog size still shows one through its largest item token.
     largest = to_indices(int(state.tokens.max())) + 1 if len(state.tokens) else 0
     if max(state.num_items or 0, largest) > config.num_items:
         size = state.num_items if (state.num_items or 0) >= largest else f"at least {largest}"
-        raise ValueError(f"memory: this user state comes from a model with a catalog of {size} items, but this "
+        raise ValueError(f"state: this user state comes from a model with a catalog of {size} items, but this "
                          f"model's catalog has {config.num_items}: encode the user again with this model "
                          f"(lsrec_hf.user_state.encode_user)")
     if state.memory is not None:
         layers, width = len(state.memory.hidden), state.memory.hidden[0].shape[-1]
         if (layers, width) != (config.num_hidden_layers, config.hidden_size):
-            raise ValueError(f"memory: this user state comes from a model with {layers} layers of width {width}, "
+            raise ValueError(f"state: this user state comes from a model with {layers} layers of width {width}, "
                              f"but this model has {config.num_hidden_layers} of width {config.hidden_size}: encode "
                              f"the user again with this model (lsrec_hf.user_state.encode_user)")
 
@@ -166,10 +175,10 @@ class RecommendationPipeline(Pipeline):
                 (found by deleting them one at a time) and a one-line reason.
             profile (`bool`, defaults to `False`): add the user's interest profile (see
                 `lsrec_hf.profile.interest_profile`): genres, decades and title keywords counted over the long-term
-                and the short-term part of the history. Needs the whole history, so not with `memory`.
-            memory (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is
+                and the short-term part of the history. Needs the whole history, so not with `state`.
+            state (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is
                 then the events since (it may be empty). Only the events of the state's short segment are excluded
-                and explained.
+                and explained. `memory=` is the former name of this argument and still accepted.
             scenario (`str`, *optional*): where the recommendation will be shown, for a model trained with a
                 `scenario_feature`; an unseen scenario counts as unknown. The explanation then says how much the
                 scenario changed each item's score.
@@ -196,9 +205,15 @@ class RecommendationPipeline(Pipeline):
             _checked_items(inputs, "history")  # not a history: raises, saying what it got
         return super().__call__(inputs, **kwargs)
 
-    def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, memory=None,
-                             profile=None, scenario=None, context=None, retrieval=None):
-        preprocess_params, forward_params = {}, {}
+    def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, state=None,
+                             profile=None, scenario=None, context=None, retrieval=None, memory=None):
+        """preprocess: the users' tokens, context and candidates; _forward: the model call (and a faiss search);
+        postprocess: history exclusion, candidates, top-k, explanations and profiles."""
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if memory is not None:  # the former name of `state`
+            if state is not None:
+                raise ValueError("pass the user state once, as state= (memory= is its former name)")
+            state = memory
         config = self.lsrec_model.config
         if scenario is not None and config.scenario_feature is None:
             raise ValueError("scenario: this model was trained without a scenario feature (config.scenario_feature)")
@@ -210,30 +225,32 @@ class RecommendationPipeline(Pipeline):
                 target[config.scenario_feature] = scenario
             # checks the feature names now: a typo would otherwise change nothing, silently
             preprocess_params["context"] = (target, encode_target_context(config.feature_vocab, target))
-        if profile and memory is not None:
+        if profile and state is not None:
             raise ValueError("profile counts the whole history, and a user state keeps only its latest events: "
-                             "pass the history instead of memory")
+                             "pass the history instead of state")
         if candidates is not None:
             preprocess_params["candidates"] = candidates
-        if memory is not None:
-            if not isinstance(memory, UserState):
-                raise TypeError(f"memory must be a UserState (see lsrec_hf.user_state.encode_user), "
-                                f"got {type(memory).__name__}")
-            _check_state(memory, config)
-            preprocess_params["memory"] = memory
+        if state is not None:
+            if not isinstance(state, UserState):
+                raise TypeError(f"state must be a UserState (see lsrec_hf.user_state.encode_user), "
+                                f"got {type(state).__name__}")
+            _check_state(state, config)
+            preprocess_params["state"] = state
         if top_k is not None:
             if not _is_item(top_k) or isinstance(top_k, str) or top_k < 1:
                 raise ValueError(f"top_k must be a whole number >= 1, got {shown(top_k)}")
-            forward_params["top_k"] = top_k
+            postprocess_params["top_k"] = top_k
         if exclude_history is not None:
-            forward_params["exclude_history"] = exclude_history
+            postprocess_params["exclude_history"] = exclude_history
         if explain is not None:
-            forward_params["explain"] = explain
+            postprocess_params["explain"] = explain
         if profile is not None:
-            forward_params["profile"] = profile
-        if retrieval is not None:
-            forward_params["retrieval"] = check_retrieval(retrieval)
-        return preprocess_params, forward_params, {}
+            postprocess_params["profile"] = profile
+        if retrieval is not None and check_retrieval(retrieval) == "faiss":
+            # the index answers with its top-k: the one case where ranking happens in the forward pass
+            forward_params = {"retrieval": "faiss", "top_k": top_k or 10,
+                              "exclude_history": True if exclude_history is None else exclude_history}
+        return preprocess_params, forward_params, postprocess_params
 
     def item_index(self, item):
         """Catalog index of an item id, or of a title, with or without its year (exact, case-insensitive).
@@ -284,7 +301,7 @@ class RecommendationPipeline(Pipeline):
         return torch.as_tensor(np.stack([encode_target_context(config.feature_vocab, {**user_features, **event})
                                          for event in events]).reshape(len(history), -1), dtype=torch.long)
 
-    def preprocess(self, inputs, candidates=None, memory=None, context=None):
+    def preprocess(self, inputs, candidates=None, state=None, context=None):
         if not isinstance(inputs, _Users):  # one user from a dataset or a generator
             inputs = _Users([inputs], single=True)
         # where an item is, for messages: history[3], inputs['history'][3], inputs[1][3]...
@@ -294,12 +311,12 @@ class RecommendationPipeline(Pipeline):
         histories = [_user_history(user, where) for user, where in zip(inputs.histories, wheres)]
         tokens = [to_tokens(self._indices(history, where))
                   for history, where in zip(histories, wheres)]
-        if memory is not None and len(tokens) != 1:
-            raise ValueError("memory is one user's state: pass that user's new events as a single history")
-        if not all(tokens) and (memory is None or memory.empty):
+        if state is not None and len(tokens) != 1:
+            raise ValueError("state is one user's state: pass that user's new events as a single history")
+        if not all(tokens) and (state is None or state.empty):
             raise ValueError("every history needs at least one item")
         length = max(map(len, tokens))
-        model_inputs = {"input_ids": pad_left(tokens, length, PAD_TOKEN_ID), "memory": memory,
+        model_inputs = {"input_ids": pad_left(tokens, length, PAD_TOKEN_ID), "state": state,
                         "single": inputs.single}
         has_context = any(isinstance(user, dict) and user.get("context") is not None for user in inputs.histories)
         if self.lsrec_model.config.feature_names and (context is not None or has_context):
@@ -314,11 +331,12 @@ class RecommendationPipeline(Pipeline):
             model_inputs["candidates"] = allowed
         return model_inputs
 
-    def _forward(self, model_inputs, top_k=10, exclude_history=True, explain=False, profile=False, retrieval="exact"):
+    def _forward(self, model_inputs, retrieval="exact", top_k=10, exclude_history=True):
+        """The model call: the next-item scores of every user (`retrieval="faiss"`: the index's top-k instead)."""
         model, input_ids, memory = self.lsrec_model, model_inputs["input_ids"], None
-        if model_inputs["memory"] is not None:
+        if model_inputs["state"] is not None:
             # The new events continue the user's state; the model reads its short segment after its memory.
-            state = fold_in(model, model_inputs["memory"], input_ids[0])
+            state = fold_in(model, model_inputs["state"], input_ids[0])
             segment, memory = segment_and_memory(model, state)
             input_ids = segment[None]
         context = {}
@@ -328,70 +346,71 @@ class RecommendationPipeline(Pipeline):
             if input_ids.shape[1] > model_inputs["context_ids"].shape[1]:  # the state's segment: events before are unknown
                 context["context_ids"] = pad_left_rows(list(model_inputs["context_ids"]), input_ids.shape[1],
                                                        model_inputs["context_ids"].shape[2])
-        if retrieval == "faiss" and "candidates" not in model_inputs:  # a few candidates: scoring them is cheaper
-            top = self._search(model, input_ids, memory, context, top_k, exclude_history, model_inputs["single"])
+        # what explanations read again is kept on the model's device (the pipeline moves outputs to the CPU)
+        outputs = {"input_ids": input_ids, "on_device": _OnDevice(memory, context, input_ids), "single": model_inputs["single"],
+                   "candidates": model_inputs.get("candidates")}
+        if retrieval == "faiss" and outputs["candidates"] is None:  # a few candidates: scoring them is cheaper
+            values, indices, _ = retrieve(model, input_ids, top_k, exclude_history, memory=memory, **context)
+            outputs["top"] = {"values": values, "indices": indices}
         else:
-            scores = model.score_next(input_ids, memory=memory, **context).scores
-            scores = scores.float()
+            outputs["scores"] = model.score_next(input_ids, memory=memory, **context).scores.float()
+        return outputs
+
+    def postprocess(self, model_outputs, top_k=10, exclude_history=True, explain=False, profile=False):
+        """History exclusion, candidates and top-k over the scores; then explanations and profiles when asked."""
+        model, input_ids = self.lsrec_model, model_outputs["input_ids"]
+        candidates = model_outputs["candidates"]
+        if "top" in model_outputs:  # the faiss index ranked the whole catalog already
+            top = torch.return_types.topk((model_outputs["top"]["values"], model_outputs["top"]["indices"]))
+            offered = model.config.num_items
+            left = [offered - len(item_set(row)) for row in input_ids.tolist()] if exclude_history else []
+        else:
+            scores = model_outputs["scores"]
             if exclude_history:
                 scores = exclude_items(scores, input_ids)
-            if "candidates" in model_inputs:
-                scores = scores.masked_fill(~model_inputs["candidates"], float("-inf"))
+            if candidates is not None:
+                scores = scores.masked_fill(~candidates, float("-inf"))
             top = scores.topk(min(top_k, scores.shape[1]))
-            if exclude_history:
-                offered = int(model_inputs["candidates"].sum()) if "candidates" in model_inputs else scores.shape[1]
-                for row, left in enumerate((scores > float("-inf")).sum(1).tolist()):
-                    if left < min(top_k, offered):
-                        who = "" if model_inputs["single"] else f"inputs[{row}]: "
-                        warnings.warn(_shortfall(who, left, offered, top_k, "candidates" in model_inputs),
-                                      stacklevel=2)
-        explanations = None
-        if explain:
-            explanations = []
-            for row, values, indices in zip(input_ids, top.values, top.indices):
-                kept = indices[values > float("-inf")].tolist()
-                history = row[row != PAD_TOKEN_ID].tolist()
-                side = None
-                if context:
-                    side = (context["context_ids"][len(explanations), row != PAD_TOKEN_ID],
-                            context["target_context_ids"][len(explanations)])
-                # nothing left to explain: no deletion pass over the history
-                explanations.append(explain_recommendations(model, history, kept, memory, context=side) if kept else [])
+            offered = int(candidates.sum()) if candidates is not None else scores.shape[1]
+            left = (scores > float("-inf")).sum(1).tolist() if exclude_history else []
+        for row, remaining in enumerate(left):
+            if remaining < min(top_k, offered):
+                who = "" if model_outputs["single"] else f"inputs[{row}]: "
+                warnings.warn(_shortfall(who, remaining, offered, top_k, candidates is not None), stacklevel=2)
+        explanations = self._explanations(model_outputs, top) if explain else None
         profiles = None
         if profile:
-            profiles = [interest_profile(model, to_indices(row[row != PAD_TOKEN_ID]).tolist())
-                        for row in input_ids]
-        return {"scores": top.values, "indices": top.indices, "explanations": explanations, "profiles": profiles,
-                "single": model_inputs["single"]}
-
-    def _search(self, model, input_ids, memory, context, top_k, exclude_history, single):
-        """`scores.topk`'s `(values, indices)` from the model's faiss index, with the same shortfall warning."""
-        values, indices, _ = retrieve(model, input_ids, top_k, exclude_history, memory=memory, **context)
-        if exclude_history:
-            offered = model.config.num_items
-            for row, tokens in enumerate(input_ids.tolist()):
-                left = offered - len({token for token in tokens if is_item_token(token)})
-                if left < min(top_k, offered):
-                    who = "" if single else f"inputs[{row}]: "
-                    warnings.warn(_shortfall(who, left, offered, top_k, False), stacklevel=3)
-        return torch.return_types.topk((values, indices))
-
-    def postprocess(self, model_outputs):
-        catalog = self.lsrec_model.catalog
+            profiles = [interest_profile(model, to_indices(row[row != PAD_TOKEN_ID]).tolist()) for row in input_ids]
+        catalog = model.catalog
         results = []
-        all_scores, all_indices = model_outputs["scores"].tolist(), model_outputs["indices"].tolist()
-        for user, (scores, indices) in enumerate(zip(all_scores, all_indices)):
+        for user, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
             items = []
-            for rank, (score, index) in enumerate(zip(scores, indices)):
+            for rank, (score, index) in enumerate(zip(values, indices)):
                 if score == float("-inf"):  # excluded or not a candidate: nothing better remains
                     break
-                explanation = model_outputs["explanations"][user][rank] if model_outputs["explanations"] else None
                 items.append({"item_id": catalog.item_ids[index], "title": catalog.titles[index], "score": score,
-                              "explanation": explanation})
-            if model_outputs["profiles"] is not None:
-                items = {"recommendations": items, "profile": model_outputs["profiles"][user]}
+                              "explanation": explanations[user][rank] if explanations else None})
+            if profiles is not None:
+                items = {"recommendations": items, "profile": profiles[user]}
             results.append(items)
         return results[0] if model_outputs["single"] else results
+
+    def _explanations(self, model_outputs, top):
+        """Per user, an explanation of each recommended item (`lsrec_hf.explain`: more forward passes)."""
+        model, explanations = self.lsrec_model, []
+        on_device = model_outputs["on_device"]
+        memory, context = on_device.memory, on_device.context
+        for row, values, indices in zip(on_device.input_ids, top.values, top.indices):
+            kept = indices[values > float("-inf")].tolist()
+            history = row[row != PAD_TOKEN_ID].tolist()
+            side = None
+            if context:
+                side = (context["context_ids"][len(explanations), row != PAD_TOKEN_ID],
+                        context["target_context_ids"][len(explanations)])
+            # nothing left to explain: no deletion pass over the history
+            explanations.append(explain_recommendations(model, history, kept, memory, context=side)
+                                if kept else [])
+        return explanations
 
 
 PIPELINE_REGISTRY.register_pipeline(

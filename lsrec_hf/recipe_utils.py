@@ -67,6 +67,11 @@ TRANSFORMERS_NAMES = {"--num_train_epochs": "--num_epochs", "--per_device_train_
                       "--per_device_eval_batch_size": "--eval_batch_size"}
 
 
+def comma_separated_names(text):
+    """'a, b,,c' -> ['a', 'b', 'c'] (None or '' -> []): feature and module lists on the command line."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
 def parse_recipe_args(parser, argv=None):
     """`parser.parse_args_into_dataclasses`, taking transformers' names for our flags, and ending an unknown flag
     with a usage message that names it (and the closest flag) instead of a traceback."""

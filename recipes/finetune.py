@@ -28,8 +28,8 @@ from transformers import AutoModel, HfArgumentParser
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
 from lsrec_hf.paths import BASE_MODEL_DIR
-from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, load_dataset, make_splits,
-                                   parse_recipe_args, run_recipe, setup_logging, test_and_save)
+from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, load_dataset,
+                                   make_splits, parse_recipe_args, run_recipe, setup_logging, test_and_save)
 from lsrec_hf.text import encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -65,15 +65,11 @@ class FinetuneArguments:
         "help": "Comma-separated modules trained in full beside the adapter and saved with it ('' for none)."})
 
 
-def _module_names(comma_separated):
-    return [name.strip() for name in comma_separated.split(",") if name.strip()]
-
-
 def build_finetune_model(base, args):
     """The base model wrapped with a LoRA adapter (or the base model itself for full fine-tuning)."""
     if args.full_finetune:
         return base
-    targets = _module_names(args.lora_target_modules)
+    targets = comma_separated_names(args.lora_target_modules)
     present = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
     if args.lora_target_modules == DEFAULT_LORA_TARGETS:  # an id-only or text-only model lacks one of them
         targets = [name for name in targets if name in present]
@@ -81,7 +77,7 @@ def build_finetune_model(base, args):
     if missing:
         raise ValueError(f"--lora_target_modules: {missing} are not modules of this model; choose among "
                          f"{sorted(n for n in present if n)}")
-    to_save = _module_names(args.lora_modules_to_save)
+    to_save = comma_separated_names(args.lora_modules_to_save)
     unknown = [name for name in to_save if name not in present]
     if unknown:
         raise ValueError(f"--lora_modules_to_save: {unknown} are not modules of this model")

@@ -16,9 +16,10 @@ from accelerate.utils import set_seed
 from transformers import HfArgumentParser
 
 import lsrec_hf
-from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES
-from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, feature_vocabularies, load_dataset,
-                                   make_splits, parse_recipe_args, run_recipe, setup_logging, test_and_save)
+from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES, LSRecConfig
+from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names,
+                                   feature_vocabularies, load_dataset, make_splits, parse_recipe_args, run_recipe,
+                                   setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -26,31 +27,27 @@ from lsrec_hf.training import TrainingArguments, train
 @dataclass
 class ModelArguments:
     text_encoder: str | None = field(default=DEFAULT_TEXT_ENCODER, metadata={"help": "Sentence-transformers model for item text; 'none' for id-only."})
-    use_item_ids: bool = field(default=True, metadata={"help": "Learn an id embedding per item."})
-    item_id_dropout: float = field(default=0.0, metadata={"help": "Training probability of leaving an item's id embedding out (its text alone): better cold items."})
-    standardize_content: bool = field(default=False, metadata={"help": "Centre and scale each dimension of the text embeddings on the catalog's statistics before the projection."})
-    use_output_bias: bool = field(default=True, metadata={"help": "Add a learned score offset per item."})
-    absolute_positions: bool = field(default=False, metadata={"help": "Add learned positions counted from the segment's end (SASRec's) to the relative position bias."})
-    embedding_layer_norm: bool = field(default=True, metadata={"help": "Layer-normalise item tokens before the first layer."})
-    memory: str = field(default="long+short", metadata={"help": "Which interest the model reads.", "choices": list(MEMORY_MODES)})
-    objective: str = field(default="causal", metadata={"help": "Next-item (causal) or masked-item (cloze) training.", "choices": list(OBJECTIVES)})
-    hidden_size: int = field(default=64, metadata={"help": "Width of every token and hidden state."})
-    num_hidden_layers: int = field(default=2, metadata={"help": "Transformer layers."})
-    num_attention_heads: int = field(default=2, metadata={"help": "Attention heads per layer (must divide hidden_size)."})
-    intermediate_size: int = field(default=256, metadata={"help": "Width of each layer's feed-forward block."})
-    hidden_dropout_prob: float = field(default=0.3, metadata={"help": "Dropout on embeddings and hidden states."})
-    attention_probs_dropout_prob: float = field(default=0.3, metadata={"help": "Dropout on attention weights."})
-    segment_length: int = field(default=50, metadata={"help": "Events in the short segment / each long-memory chunk."})
-    memory_length: int = field(default=50, metadata={"help": "Cached states per layer (XL memory)."})
-    loss_excludes_history: bool = field(default=False, metadata={"help": "Leave each user's history items out of the training softmax (causal, full loss), as evaluation leaves them out of the ranking."})
-    loss: str = field(default="full", metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
+    use_item_ids: bool = field(default=LSRecConfig.use_item_ids, metadata={"help": "Learn an id embedding per item."})
+    item_id_dropout: float = field(default=LSRecConfig.item_id_dropout, metadata={"help": "Training probability of leaving an item's id embedding out (its text alone): better cold items."})
+    standardize_content: bool = field(default=LSRecConfig.standardize_content, metadata={"help": "Centre and scale each dimension of the text embeddings on the catalog's statistics before the projection."})
+    use_output_bias: bool = field(default=LSRecConfig.use_output_bias, metadata={"help": "Add a learned score offset per item."})
+    absolute_positions: bool = field(default=LSRecConfig.absolute_positions, metadata={"help": "Add learned positions counted from the segment's end (SASRec's) to the relative position bias."})
+    embedding_layer_norm: bool = field(default=LSRecConfig.embedding_layer_norm, metadata={"help": "Layer-normalise item tokens before the first layer."})
+    memory: str = field(default=LSRecConfig.memory, metadata={"help": "Which interest the model reads.", "choices": list(MEMORY_MODES)})
+    objective: str = field(default=LSRecConfig.objective, metadata={"help": "Next-item (causal) or masked-item (cloze) training.", "choices": list(OBJECTIVES)})
+    hidden_size: int = field(default=LSRecConfig.hidden_size, metadata={"help": "Width of every token and hidden state."})
+    num_hidden_layers: int = field(default=LSRecConfig.num_hidden_layers, metadata={"help": "Transformer layers."})
+    num_attention_heads: int = field(default=LSRecConfig.num_attention_heads, metadata={"help": "Attention heads per layer (must divide hidden_size)."})
+    intermediate_size: int = field(default=LSRecConfig.intermediate_size, metadata={"help": "Width of each layer's feed-forward block."})
+    hidden_dropout_prob: float = field(default=LSRecConfig.hidden_dropout_prob, metadata={"help": "Dropout on embeddings and hidden states."})
+    attention_probs_dropout_prob: float = field(default=LSRecConfig.attention_probs_dropout_prob, metadata={"help": "Dropout on attention weights."})
+    segment_length: int = field(default=LSRecConfig.segment_length, metadata={"help": "Events in the short segment / each long-memory chunk."})
+    memory_length: int = field(default=LSRecConfig.memory_length, metadata={"help": "Cached states per layer (XL memory)."})
+    loss_excludes_history: bool = field(default=LSRecConfig.loss_excludes_history, metadata={"help": "Leave each user's history items out of the training softmax (causal, full loss), as evaluation leaves them out of the ranking."})
+    loss: str = field(default=LSRecConfig.loss, metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
     context_features: str | None = field(default=None, metadata={"help": "Comma-separated per-event features to embed: interaction columns and/or derived 'hour', 'weekday'."})
     scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics."})
     user_features: str | None = field(default=None, metadata={"help": "Comma-separated columns of the users table to embed as a user token (e.g. 'age,gender,occupation')."})
-
-
-def _names(text):
-    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def main(argv=None):
@@ -62,30 +59,25 @@ def main(argv=None):
     check_hub_repo(hub_args, train_args.output_dir, accelerator)
 
     data = load_dataset(data_args, parser, accelerator)
-    context_features = _names(model_args.context_features)
+    context_features = comma_separated_names(model_args.context_features)
     if model_args.scenario_feature and model_args.scenario_feature not in context_features:
         context_features.append(model_args.scenario_feature)
-    context_vocab, user_vocab = feature_vocabularies(data, context_features, _names(model_args.user_features))
+    user_features = comma_separated_names(model_args.user_features)
+    context_vocab, user_vocab = feature_vocabularies(data, context_features, user_features)
     use_text = model_args.text_encoder not in (None, "", "none")
     if use_text:
         with accelerator.main_process_first():  # encoded once, then read from the cache
             embeddings = encode_texts(data.catalog.texts, model_args.text_encoder,
                                       show_progress_bar=accelerator.is_local_main_process)
 
-    config = lsrec_hf.LSRecConfig(
-        num_items=len(data.catalog),
-        content_dim=embeddings.shape[1] if use_text else 0,
-        use_content=use_text,
+    model = lsrec_hf.LSRecForSequentialRecommendation.from_catalog(
+        data.catalog, embeddings if use_text else None,
         text_encoder=model_args.text_encoder if use_text else None,
         context_vocab=context_vocab,
         user_vocab=user_vocab,
         **{k: v for k, v in vars(model_args).items() if k not in ("text_encoder", "context_features", "user_features")},
     )
-    sequences, splits = make_splits(data, data_args, accelerator, config=config)
-    model = lsrec_hf.LSRecForSequentialRecommendation(config)
-    if use_text:
-        model.model.embeddings.set_content_embeddings(embeddings)
-    model.catalog = data.catalog
+    sequences, splits = make_splits(data, data_args, accelerator, config=model.config)
 
     state = train(model, splits, train_args, accelerator)
     test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator)

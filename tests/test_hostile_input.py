@@ -513,7 +513,7 @@ def test_pipeline_huge_unknown_item_gives_a_short_message_quickly(recommend):
 def test_pipeline_refuses_a_user_state_of_a_larger_catalog_naming_both_sizes(recommend, tmp_path):
     bigger = LSRecForSequentialRecommendation.from_pretrained(save_tiny_model(tmp_path, [f"M {i}" for i in range(45)]))
     state = encode_user(bigger, [to_tokens(44), 3, to_tokens(40)])  # was an IndexError deep in torch
-    with pytest.raises(ValueError, match=r"memory: this user state comes from a model with a catalog of 45 items, "
+    with pytest.raises(ValueError, match=r"state: this user state comes from a model with a catalog of 45 items, "
                                          r"but this model's catalog has 30"):
         recommend(["m1"], memory=state)
     state.num_items = None  # a state saved before it recorded its catalog: its largest item tells

@@ -300,3 +300,16 @@ def test_loss_excludes_history_needs_the_causal_full_softmax():
         LSRecConfig(num_items=10, loss_excludes_history=True, objective="cloze")
     with pytest.raises(ValueError, match="loss_excludes_history needs"):
         LSRecConfig(num_items=10, loss_excludes_history=True, loss="sampled")
+
+
+def test_from_catalog_sizes_the_model_to_the_catalog_and_copies_its_text_embeddings():
+    catalog = ItemCatalog([f"i{n}" for n in range(7)], [f"T{n}" for n in range(7)], [f"text {n}" for n in range(7)])
+    content = torch.randn(7, 5)
+    model = LSRecForSequentialRecommendation.from_catalog(catalog, content, hidden_size=8, num_attention_heads=2)
+    assert (model.config.num_items, model.config.content_dim, model.config.hidden_size) == (7, 5, 8)
+    assert model.catalog is catalog and model.config.use_content
+    torch.testing.assert_close(model.model.embeddings.content_embeddings, content)
+    id_only = LSRecForSequentialRecommendation.from_catalog(catalog)
+    assert not id_only.config.use_content and id_only.model.embeddings.text_proj is None
+    with pytest.raises(ValueError, match="6 content embeddings for a catalog of 7 items"):
+        LSRecForSequentialRecommendation.from_catalog(catalog, torch.randn(6, 5))

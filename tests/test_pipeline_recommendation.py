@@ -122,22 +122,26 @@ def test_explain_gives_history_drivers_and_a_reason(recommend):
     assert [i["item_id"] for i in items] == [i["item_id"] for i in recommend(HISTORY, top_k=3)]
 
 
-def test_memory_continues_a_user_state(recommend):
+def test_state_continues_a_user_state(recommend):
     model = recommend.model
     older, new = ["m3", "m7", "m1", "m12", "m5"], ["m20", "m21", "m22", "m23"]  # 4 new events: a whole chunk
     state = encode_user(model, model.catalog.encode(older))
-    from_state = recommend(new, memory=state, top_k=5, exclude_history=False)
+    from_state = recommend(new, state=state, top_k=5, exclude_history=False)
     fresh = recommend(older + new, top_k=5, exclude_history=False)
     assert [i["item_id"] for i in from_state] == [i["item_id"] for i in fresh]
     assert [i["score"] for i in from_state] == pytest.approx([i["score"] for i in fresh], abs=1e-5)
     # 2 new events: not a whole chunk, so a reading of its own, the state's (see lsrec_hf.user_state)
     scores = score_state(model, fold_in(model, state, [22, 23]))[0][0]
-    for item in recommend(new[:2], memory=state, top_k=5, exclude_history=False):
+    for item in recommend(new[:2], state=state, top_k=5, exclude_history=False):
         assert item["score"] == pytest.approx(scores[int(item["item_id"][1:])].item(), abs=1e-5)
-    explained = recommend([], memory=state, top_k=2, explain=True)  # no new events: the state alone
+    explained = recommend([], state=state, top_k=2, explain=True)  # no new events: the state alone
     assert all(d["item_id"] in older for i in explained for d in i["explanation"]["drivers"])
     with pytest.raises(ValueError, match="one user's state"):
-        recommend([new, new], memory=state)
+        recommend([new, new], state=state)
+    # memory= is the argument's former name
+    assert recommend(new, memory=state, top_k=5, exclude_history=False) == from_state
+    with pytest.raises(ValueError, match="pass the user state once"):
+        recommend(new, memory=state, state=state)
 
 
 def test_pipeline_accepts_a_loaded_model(model_dir):
