@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .context import target_scenario_ids
 from .tokens import MASK_TOKEN_ID, PAD_TOKEN_ID, to_indices, to_tokens
 
 
@@ -87,8 +88,10 @@ class TrainingCollator:
             width = next(c for c in contexts if c is not None).shape[1]
             batch["context_ids"] = pad_left_rows([c[:-1] if causal else c for c in contexts], length, width)
             if self.scenario_index is not None:
-                predicted = pad_left_rows([c[1:] if causal else c for c in contexts], length, width)
-                batch["target_scenario_ids"] = predicted[..., self.scenario_index]
+                last = torch.as_tensor(np.stack([c[-1] if c is not None and len(c) else np.zeros(width, dtype=np.int64)
+                                                 for c in contexts]), dtype=torch.long)
+                batch["target_scenario_ids"] = target_scenario_ids(batch["context_ids"], last, self.scenario_index,
+                                                                   causal)
         rows = slice(self.process_index, None, self.num_processes)
         return {key: value[rows] for key, value in batch.items()}
 

@@ -150,6 +150,11 @@ class LSRecConfig(PreTrainedConfig):
         return [*sorted(self.context_vocab or {}), *sorted(self.user_vocab or {})]
 
     @property
+    def scenario_index(self):
+        """The column of `scenario_feature` in `context_ids` (`None` without one)."""
+        return None if self.scenario_feature is None else self.feature_names.index(self.scenario_feature)
+
+    @property
     def feature_vocab(self):
         vocab = {**(self.context_vocab or {}), **(self.user_vocab or {})}
         return {name: vocab[name] for name in self.feature_names}

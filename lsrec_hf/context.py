@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .data.errors import DataError
 
@@ -17,6 +18,18 @@ logger = logging.getLogger(__name__)
 
 TIME_FEATURES = ("hour", "weekday")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def target_scenario_ids(context_ids, next_context_ids, scenario_index, causal):
+    """`[B, T]` the scenario of the event each position predicts, from the events' side-feature ids `[B, T, F]`.
+
+    causal: the next event's (the last position predicts the event of `next_context_ids` `[B, F]`, the one to
+    recommend); cloze: each position's own. The one shift used by training (collator) and inference (model).
+    """
+    scenarios = context_ids[..., scenario_index]
+    if not causal:
+        return scenarios
+    return torch.cat([scenarios[:, 1:], next_context_ids[:, None, scenario_index]], dim=1)
 
 
 def time_feature(timestamps, name):

@@ -118,7 +118,7 @@ def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values
     config = model.config
     if config.scenario_feature is not None and examples.target_context is not None and len(examples):
         # Each target's own scenario: the same metrics over that scenario's test events only.
-        column = config.feature_names.index(config.scenario_feature)
+        column = config.scenario_index
         scenario_of = np.asarray(examples.target_context)[:, column][positions]
         names = ["unknown", *config.context_vocab[config.scenario_feature]]
         metrics["per_scenario"] = {}

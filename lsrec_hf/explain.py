@@ -68,7 +68,7 @@ def scenario_influence(model, history, item_indices, context, memory=None):
     if config.scenario_feature is None or context is None:
         return None
     history_context, target_context = context
-    column = config.feature_names.index(config.scenario_feature)
+    column = config.scenario_index
     scenario_id = int(target_context[column])
     if scenario_id == 0:
         return None

@@ -25,6 +25,7 @@ from transformers.utils.hub import hf_api
 
 from .catalog import CATALOG_NAME, ItemCatalog
 from .configuration_lsrec import LSRecConfig
+from .context import target_scenario_ids as target_scenarios
 from .tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or, to_indices
 from .data.errors import shown_columns
 from .model_card import build_model_card
@@ -823,12 +824,10 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
             context_ids = target_context_ids = None
         target_scenario_ids = None
         if self.config.scenario_feature is not None and context_ids is not None:
-            scenario = self.config.feature_names.index(self.config.scenario_feature)
+            scenario = self.config.scenario_index
             next_scenario = target_context_ids[:, None, scenario]
-            if self.config.objective == "causal":  # each position predicts the event after it
-                target_scenario_ids = torch.cat([context_ids[:, 1:, scenario], next_scenario], dim=1)
-            else:  # each position predicts itself
-                target_scenario_ids = context_ids[..., scenario]
+            target_scenario_ids = target_scenarios(context_ids, target_context_ids, scenario,
+                                                   self.config.objective == "causal")
         if self.config.objective == "cloze":  # the slot to predict is a [MASK] after the last event
             slot = torch.full_like(input_ids[:, :1], MASK_TOKEN_ID)
             input_ids = torch.cat([input_ids, slot], dim=1)

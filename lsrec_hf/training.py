@@ -118,11 +118,9 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
         model.set_item_frequencies(item_counts([s for s, _ in train_sequences], config.num_items))
     sampler = LengthBucketSampler([len(s) for s, _ in train_sequences], args.batch_size, shuffle=True,
                                   seed=args.seed, min_batch_size=accelerator.num_processes)
-    scenario_index = (config.feature_names.index(config.scenario_feature)
-                      if config.scenario_feature is not None else None)
     collator = TrainingCollator(config.segment_length, config.objective, config.mask_prob,
                                 args.max_history_length, accelerator.num_processes, accelerator.process_index,
-                                scenario_index)
+                                config.scenario_index)
     loader = DataLoader(train_sequences, batch_sampler=sampler, collate_fn=collator)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,

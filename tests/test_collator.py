@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from lsrec_hf.collator import EvaluationCollator, LengthBucketSampler, TrainingCollator
-from lsrec_hf.configuration_lsrec import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from lsrec_hf.context import target_scenario_ids
+from lsrec_hf.tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
 
 SEQUENCES = [np.array([5, 6, 7, 8, 9, 10, 11]), np.array([1, 2, 3])]
 
@@ -51,3 +52,16 @@ def test_length_buckets_cover_every_user_once_and_group_similar_lengths():
     assert all(max(b) - min(b) < 10 for b in batches)
     sampler.set_epoch(1)
     assert list(sampler) != batches
+
+
+def test_training_and_inference_give_each_position_the_scenario_of_the_event_it_predicts():
+    # events 5..9 with scenarios 1,2,1,3,2 (column 1 of two side features)
+    context = np.array([[7, 1], [7, 2], [7, 1], [7, 3], [7, 2]])
+    batch = TrainingCollator(segment_length=6, scenario_index=1)([([5, 6, 7, 8, 9], context)])
+    real = batch["attention_mask"][0]
+    assert batch["target_scenario_ids"][0, real].tolist() == [2, 1, 3, 2]  # the next event's scenario
+    # inference: the history's contexts and the context of the event to recommend give the same shift
+    shifted = target_scenario_ids(torch.as_tensor(context[None, :-1]), torch.as_tensor(context[None, -1]), 1, True)
+    assert shifted[0].tolist() == [2, 1, 3, 2]
+    cloze = TrainingCollator(segment_length=6, objective="cloze", scenario_index=1)([([5, 6, 7, 8, 9], context)])
+    assert cloze["target_scenario_ids"][0, cloze["attention_mask"][0]].tolist() == [1, 2, 1, 3, 2]  # its own
