@@ -59,6 +59,13 @@ CONFIGS = {
     "no-embedding-norm": ["--embedding_layer_norm", "false"],
     "loss-excludes-history": ["--loss_excludes_history", "true"],
     "hidden-128": ["--hidden_size", "128"],
+    # id-only, with SASRec's blocks (RePlay's): absolute positions, no token norm, no output bias, FFN = hidden
+    "id-only-sasrec-blocks": ["--text_encoder", "none", "--absolute_positions", "true", "--embedding_layer_norm", "false",
+                              "--use_output_bias", "false", "--intermediate_size", "64",
+                              "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
+    "id-only-replay-schedule": ["--text_encoder", "none", "--batch_size", "128", "--learning_rate", "1e-3",
+                                "--lr_scheduler_type", "constant", "--hidden_dropout_prob", "0.5",
+                                "--attention_probs_dropout_prob", "0.5", "--num_epochs", "200", "--patience", "10"],
     "standardized-text-excl": ["--standardize_content", "true", "--loss_excludes_history", "true"],  # RePlay's SASRec width: feed-forward as wide as the hidden size
     # RePlay's SASRec schedule: 128 users a batch, constant lr 1e-3, dropout 0.5, up to 200 epochs, patience 10
     "replay-schedule": ["--batch_size", "128", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant",
@@ -81,6 +88,8 @@ DESCRIPTIONS = {
     "no-embedding-norm": "lsrec_hf default without the layer norm on item tokens",
     "loss-excludes-history": "lsrec_hf default, history items left out of the training softmax",
     "hidden-128": "lsrec_hf default with 128-wide tokens and layers",
+    "id-only-sasrec-blocks": "lsrec_hf id-only with SASRec's blocks (absolute positions, no token norm or bias, FFN 64, dropout 0.5)",
+    "id-only-replay-schedule": "lsrec_hf id-only on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "standardized-text-excl": "lsrec_hf default, standardized text, history items left out of the training softmax",
     "replay-schedule": "lsrec_hf default trained on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "RePlay SASRec": "RePlay 0.22 SASRec, cross-entropy",

@@ -1,4 +1,8 @@
-"""The `lsrec` command: `lsrec serve --model PATH_OR_HUB_ID` serves the recommendation pipeline over HTTP."""
+"""The `lsrec` command.
+
+    lsrec serve --model PATH_OR_HUB_ID                          # the recommendation pipeline over HTTP
+    lsrec export onnx --model PATH_OR_HUB_ID --output model.onnx # the scorer as an ONNX graph (onnxruntime)
+"""
 
 import argparse
 import os
@@ -22,6 +26,19 @@ def _serve(args):
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
+def _export(args):
+    from transformers import AutoModel
+
+    import lsrec_hf  # noqa: F401 - registers the LSRec model type
+
+    from .export import export_onnx
+
+    model = AutoModel.from_pretrained(args.model)
+    length = export_onnx(model, args.output, max_length=args.max_length, opset=args.opset)
+    print(f"wrote {args.output}: input_ids [batch, {length}] (left-padded item tokens) -> scores "
+          f"[batch, {model.config.num_items}], gate [batch]")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lsrec", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -41,9 +58,19 @@ def main(argv=None):
                        help="how long a request waits for others to share its pipeline call")
     serve.add_argument("--max-batch", type=int, default=32, help="most requests scored in one pipeline call")
     serve.add_argument("--log-level", default="warning")
+    export = commands.add_parser("export", help="export a model's scorer (lsrec export onnx ...)")
+    formats = export.add_subparsers(dest="format", required=True)
+    onnx = formats.add_parser("onnx", help="ONNX: input_ids [batch, max_length] -> scores [batch, num_items], gate")
+    onnx.add_argument("--model", required=True, help="a saved LSRec model folder, an adapter folder or a Hub id")
+    onnx.add_argument("--output", required=True, help="the .onnx file to write")
+    onnx.add_argument("--max_length", type=int, default=200,
+                      help="history length of the graph, in whole segments (longer histories keep their last events)")
+    onnx.add_argument("--opset", type=int, default=18)
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args)
+    elif args.command == "export":
+        _export(args)
 
 
 if __name__ == "__main__":

@@ -608,12 +608,15 @@ class LSRecModel(LSRecPreTrainedModel):
             long_count=(memory.long_count + segment_mask.sum(1).float()).detach(),
         )
 
-    def encode(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_scenario_ids=None):
+    def encode(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_scenario_ids=None,
+               skip_empty_chunks=True):
         """A whole history `[B, L]` (left-padded, most recent event last), read chunk by chunk.
 
         Chunks of `segment_length` are aligned to the end so the last one is the short segment; earlier
         chunks only build the memory, so cost grows linearly with L and memory use stays bounded.
         Returns the output of the last (short) segment, whose `memory` can be extended with new events.
+        Leading chunks of pure padding are skipped (`skip_empty_chunks=False` reads them, to the same result up to
+        float rounding: a graph without data-dependent branches, for export).
         """
         if attention_mask is None:
             attention_mask = input_ids != PAD_TOKEN_ID
@@ -630,7 +633,7 @@ class LSRecModel(LSRecPreTrainedModel):
         output = None
         for start in range(0, input_ids.shape[1], segment):
             chunk_mask = attention_mask[:, start : start + segment]
-            if output is None and memory is None and not chunk_mask.any():
+            if skip_empty_chunks and output is None and memory is None and not chunk_mask.any():
                 continue  # leading chunks of pure padding carry nothing
             output = self(input_ids[:, start : start + segment], chunk_mask, memory,
                           **{k: None if v is None else v[:, start : start + segment] for k, v in side.items()})
@@ -809,7 +812,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
                 for s, i in zip(top.values.tolist(), top.indices.tolist())]
 
     @torch.no_grad()
-    def next_user_state(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_context_ids=None):
+    def next_user_state(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_context_ids=None,
+                        skip_empty_chunks=True):
         """The user state `[B, hidden]` that `score_next` scores against every item, and the gate `[B]`
         (an approximate top-k searches an index with it instead of scoring the catalog)."""
         if attention_mask is None:
@@ -836,7 +840,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
                 context_ids = torch.cat([context_ids, target_context_ids[:, None]], dim=1)
             if target_scenario_ids is not None:
                 target_scenario_ids = torch.cat([target_scenario_ids, next_scenario], dim=1)
-        outputs = self.model.encode(input_ids, attention_mask, memory, context_ids, target_scenario_ids)
+        outputs = self.model.encode(input_ids, attention_mask, memory, context_ids, target_scenario_ids,
+                                    skip_empty_chunks)
         return outputs.user_state[:, -1], outputs.gate[:, -1]
 
 
