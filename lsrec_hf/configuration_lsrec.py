@@ -111,6 +111,11 @@ class LSRecConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        for name, kind in type(self).__annotations__.items():  # a value of the wrong type breaks far from here
+            value = getattr(self, name)
+            expected = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}.get(kind)
+            if expected and (not isinstance(value, expected) or (kind is not bool and isinstance(value, bool))):
+                raise ValueError(f"LSRecConfig: {name} must be {kind.__name__}, got {type(value).__name__} {value!r}")
         checks = [
             (self.memory in MEMORY_MODES, f"memory must be one of {MEMORY_MODES}, got {self.memory!r}"),
             (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
@@ -138,6 +143,14 @@ class LSRecConfig(PreTrainedConfig):
             if not ok:
                 raise ValueError(f"LSRecConfig: {message}")
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """As transformers' `from_dict` (how a saved config.json is read), with its file named in a bad value's error."""
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"config.json does not describe a valid LSRec model: {error}") from None
 
     @property
     def uses_long_memory(self):

@@ -390,8 +390,7 @@ class LSRecPreTrainedModel(PreTrainedModel):
             adapter_dir = source
         if adapter_dir is not None and os.path.isdir(adapter_dir):
             config_path = os.path.join(adapter_dir, ADAPTER_CONFIG_NAME)
-            with open(config_path, encoding="utf-8") as f:
-                base = json.load(f).get("base_model_name_or_path") or ""
+            base = _read_json(config_path).get("base_model_name_or_path") or ""
             base = resolve_base_model(adapter_dir, base, config_path)
             model, loading_info = cls.from_pretrained(base, *model_args, output_loading_info=True, **kwargs)
             model.load_adapter(adapter_dir, adapter_kwargs=adapter_kwargs)
@@ -434,8 +433,7 @@ class LSRecPreTrainedModel(PreTrainedModel):
             adapter = cached_file(pretrained_model_name_or_path, "adapter_config.json",
                                   _raise_exceptions_for_missing_entries=False, **hub_kwargs)
             if adapter is not None:
-                with open(adapter, encoding="utf-8") as f:
-                    base = json.load(f).get("base_model_name_or_path")
+                base = _read_json(adapter).get("base_model_name_or_path")
                 if base:
                     path = cached_file(base, CATALOG_NAME, _raise_exceptions_for_missing_entries=False)
         if path is not None:
@@ -443,8 +441,7 @@ class LSRecPreTrainedModel(PreTrainedModel):
         path = cached_file(pretrained_model_name_or_path, EVAL_RESULTS_NAME,
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is not None:
-            with open(path, encoding="utf-8") as f:
-                model.eval_results = json.load(f)
+            model.eval_results = _read_json(path)
         return (model, loading_info) if output_loading_info else model
 
     @torch.no_grad()
@@ -455,6 +452,18 @@ class LSRecPreTrainedModel(PreTrainedModel):
             init.normal_(module.item_ids.weight, mean=0.0, std=self.config.initializer_range)
         elif isinstance(module, LSRecOutputBias):
             init.zeros_(module.bias)
+
+
+def _read_json(path):
+    """A JSON object from one of the checkpoint's files; a `ValueError` naming the file when it is not one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"{path}: not a valid JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _read_legacy_output_bias(pretrained_model_name_or_path, hub_kwargs):

@@ -679,3 +679,21 @@ def test_unprintable_column_name_is_named_not_a_cast_error(tmp_path):
     pd.DataFrame({"user_id": ["1", "2"], "item_id": ["5", "6"], "\x00imestamp": ["1", "2"]}).to_parquet(path)
     with pytest.raises(DataError, match=r"r\.parquet.*column name '\\x00imestamp' has unprintable characters"):
         load_tabular(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"hidden_size": "16"}, "hidden_size must be int, got str '16'"),
+    ({"num_attention_heads": 3}, r"hidden_size \(16\) must be divisible by num_attention_heads \(3\)"),
+    ({"segment_length": 0}, "segment_length must be >= 1, got 0"),
+    ({"use_item_ids": "yes"}, "use_item_ids must be bool"),
+])
+def test_a_bad_value_in_config_json_is_an_error_naming_the_file_and_the_field(tmp_path, edit, message):
+    from transformers import AutoModel
+
+    model_dir = save_tiny_model(tmp_path / "model", [f"Movie {i}" for i in range(10)])
+    config_path = model_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, **edit}))
+    for load in (AutoModel.from_pretrained, LSRecForSequentialRecommendation.from_pretrained):
+        with pytest.raises(ValueError, match=f"config.json does not describe a valid LSRec model: .*{message}"):
+            load(model_dir)
