@@ -128,11 +128,15 @@ class EvaluationCollator:
 class LengthBucketSampler(Sampler):
     """Batches of users with similar history lengths (little padding, few idle chunks), in random order.
 
+    With `bucket` (the segment length), users are grouped by the number of chunks their history fills and drawn at
+    random within a group: no more padding (a batch is padded to whole segments anyway), but no batch of users of
+    one exact length either. Without it, users are sorted by their exact length.
     Yields global batches of `batch_size` indices; ranks split rows in the collator.
     """
 
-    def __init__(self, lengths, batch_size, shuffle=True, seed=0, min_batch_size=1):
-        self.lengths = list(lengths)
+    def __init__(self, lengths, batch_size, shuffle=True, seed=0, min_batch_size=1, bucket=None):
+        self.bucket = bucket
+        self.lengths = list(lengths) if bucket is None else [math.ceil(length / bucket) for length in lengths]
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed

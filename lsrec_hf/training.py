@@ -40,6 +40,7 @@ class TrainingArguments:
     warmup_steps: int = field(default=100, metadata={"help": "Linear warm-up steps."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning rate after warm-up.", "choices": ["cosine", "constant"]})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
+    group_by: str = field(default="length", metadata={"help": "Batches of users of one history length ('length'), or of one number of segment chunks, drawn at random within ('chunks').", "choices": ["length", "chunks"]})
     max_history_length: int | None = field(default=None, metadata={"help": "Keep only the last N events of a user (None = all)."})
     exclude_history: bool = field(default=True, metadata={"help": "Validate and test with the items of each user's input history removed from the ranking (the protocol of SASRec+, gSASRec, RePlay); false keeps them, as RecBole 1.2.1 does."})
     patience: int = field(default=15, metadata={"help": "Stop after this many evaluations without a better validation NDCG@10."})
@@ -116,8 +117,11 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
                         "leave-one-out holds out the last 2)")
     if config.loss == "sampled":  # the proposal of the sampled softmax: the items' training frequencies
         model.set_item_frequencies(item_counts([s for s, _ in train_sequences], config.num_items))
-    sampler = LengthBucketSampler([len(s) for s, _ in train_sequences], args.batch_size, shuffle=True,
-                                  seed=args.seed, min_batch_size=accelerator.num_processes)
+    # causal inputs are all events but the last: what fills the chunks
+    input_lengths = [len(s) - (config.objective == "causal") for s, _ in train_sequences]
+    sampler = LengthBucketSampler(input_lengths, args.batch_size, shuffle=True, seed=args.seed,
+                                  min_batch_size=accelerator.num_processes,
+                                  bucket=config.segment_length if args.group_by == "chunks" else None)
     collator = TrainingCollator(config.segment_length, config.objective, config.mask_prob,
                                 args.max_history_length, accelerator.num_processes, accelerator.process_index,
                                 config.scenario_index)

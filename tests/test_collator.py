@@ -65,3 +65,13 @@ def test_training_and_inference_give_each_position_the_scenario_of_the_event_it_
     assert shifted[0].tolist() == [2, 1, 3, 2]
     cloze = TrainingCollator(segment_length=6, objective="cloze", scenario_index=1)([([5, 6, 7, 8, 9], context)])
     assert cloze["target_scenario_ids"][0, cloze["attention_mask"][0]].tolist() == [1, 2, 1, 3, 2]  # its own
+
+
+def test_chunk_buckets_group_by_number_of_chunks_and_mix_lengths_within():
+    lengths = [3, 7, 12, 48, 50, 51, 99, 100, 101, 150] * 4
+    sampler = LengthBucketSampler(lengths, batch_size=4, shuffle=True, seed=0, bucket=50)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    chunks = [{-(-lengths[i] // 50) for i in b} for b in batches]
+    assert sum(len(c) > 1 for c in chunks) <= 3  # a batch spans two chunk counts only where a group ends
+    assert any(len(c) == 1 and len({lengths[i] for i in b}) > 1 for b, c in zip(batches, chunks))  # mixed lengths
