@@ -60,6 +60,7 @@ CONFIGS = {
     "loss-excludes-history": ["--loss_excludes_history", "true"],
     "hidden-128": ["--hidden_size", "128"],
     "group-chunks": ["--group_by", "chunks"],
+    "group-chunks-excl": ["--group_by", "chunks", "--loss_excludes_history", "true"],
     # id-only, with SASRec's blocks (RePlay's): absolute positions, no token norm, no output bias, FFN = hidden
     "id-only-sasrec-blocks": ["--text_encoder", "none", "--absolute_positions", "true", "--embedding_layer_norm", "false",
                               "--use_output_bias", "false", "--intermediate_size", "64",
@@ -90,6 +91,7 @@ DESCRIPTIONS = {
     "loss-excludes-history": "lsrec_hf default, history items left out of the training softmax",
     "hidden-128": "lsrec_hf default with 128-wide tokens and layers",
     "group-chunks": "lsrec_hf default, batches drawn at random within a number of chunks (not one exact length)",
+    "group-chunks-excl": "lsrec_hf default, chunk-count batches and history items left out of the training softmax",
     "id-only-sasrec-blocks": "lsrec_hf id-only with SASRec's blocks (absolute positions, no token norm or bias, FFN 64, dropout 0.5)",
     "id-only-replay-schedule": "lsrec_hf id-only on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "standardized-text-excl": "lsrec_hf default, standardized text, history items left out of the training softmax",

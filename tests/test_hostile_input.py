@@ -666,9 +666,16 @@ def test_random_pipeline_input_recommends_or_raises_value_error(recommend, input
     kwargs = {name: value for name, value in (("top_k", top_k), ("candidates", candidates)) if value is not None}
     try:
         items = recommend(inputs, explain=explain, **kwargs)
-    except ValueError:
+    except ValueError as error:
+        assert 0 < len(str(error)) < 1500  # a message, not a dump of the input
         return
-    assert isinstance(items, list)
+    users = items if items and isinstance(items[0], list) else [items]
+    for ranked in users:  # whatever came in, what comes out is a ranking
+        assert all({"item_id", "title", "score", "explanation"} <= set(item) for item in ranked)
+        scores = [item["score"] for item in ranked]
+        assert scores == sorted(scores, reverse=True)
+        asked = top_k if isinstance(top_k, int) and not isinstance(top_k, bool) else 10
+        assert len({item["item_id"] for item in ranked}) == len(ranked) <= asked
 
 
 def test_unprintable_column_name_is_named_not_a_cast_error(tmp_path):

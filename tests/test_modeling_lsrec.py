@@ -232,8 +232,13 @@ def test_config_rejects_bad_settings_by_name(bad, message):
         LSRecConfig(num_items=5, **bad)
 
 
-def test_package_exports_version():
-    assert lsrec_hf.__version__
+def test_package_version_is_the_installed_distributions():
+    import tomllib
+    from importlib import metadata
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "pyproject.toml"), "rb") as f:
+        declared = tomllib.load(f)["project"]["version"]
+    assert lsrec_hf.__version__ == metadata.version("lsrec_hf") == declared
 
 
 def test_without_output_bias_scores_are_user_state_times_item_vectors_and_the_bias_learns_nothing():

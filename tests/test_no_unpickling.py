@@ -16,8 +16,9 @@ FORBIDDEN = [
 ]
 
 
-def test_sources_were_found():
-    assert len(SOURCES) > 10
+def test_sources_were_found():  # the scan below is not vacuous: it reads the package and the recipes
+    found = {str(path.relative_to(ROOT)) for path in SOURCES}
+    assert {"lsrec_hf/modeling_lsrec.py", "lsrec_hf/checkpointing.py", "recipes/pretrain.py"} <= found
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
