@@ -8,6 +8,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from transformers.utils import ADAPTER_CONFIG_NAME, cached_file
+
 from .tokens import is_item_token, to_indices, to_tokens
 
 CATALOG_NAME = "catalog.json"
@@ -99,6 +101,29 @@ class ItemCatalog:
             json.dump(self.to_dict(), f, ensure_ascii=False)
         os.replace(tmp, path)  # never leave a half-written catalog behind
         return path
+
+    def save_pretrained(self, directory):
+        """Write `catalog.json` into `directory`, as a tokenizer's `save_pretrained` does (the model's saves call it)."""
+        return self.save(directory)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, num_items=None, **hub_kwargs):
+        """The catalog of a saved model: `catalog.json` of a local folder or a Hub repo (`hub_kwargs`: revision,
+        token, cache_dir, local_files_only, subfolder), or, for a PEFT adapter, that of the base model it names.
+        `None` when there is none. With `num_items`, sizes are checked as in `load`."""
+        path = cached_file(name_or_path, CATALOG_NAME, _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        if path is None:  # an adapter: the catalog lives with the base model it names
+            adapter = cached_file(name_or_path, ADAPTER_CONFIG_NAME, _raise_exceptions_for_missing_entries=False,
+                                  **hub_kwargs)
+            if adapter is not None:
+                try:
+                    with open(adapter, encoding="utf-8") as f:
+                        base = json.load(f).get("base_model_name_or_path")
+                except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+                    raise ValueError(f"{adapter}: not a valid adapter config ({error})") from None
+                if base:
+                    path = cached_file(base, CATALOG_NAME, _raise_exceptions_for_missing_entries=False)
+        return None if path is None else cls.load(path, num_items=num_items)
 
     @classmethod
     def load(cls, path, num_items=None):

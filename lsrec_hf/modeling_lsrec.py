@@ -23,7 +23,7 @@ from transformers.utils import (ADAPTER_CONFIG_NAME, CONFIG_NAME, SAFE_WEIGHTS_I
                                 ModelOutput, cached_file)
 from transformers.utils.hub import hf_api
 
-from .catalog import CATALOG_NAME, ItemCatalog
+from .catalog import ItemCatalog
 from .configuration_lsrec import LSRecConfig
 from .context import target_scenario_ids as target_scenarios
 from .tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or, to_indices
@@ -343,7 +343,7 @@ class LSRecPreTrainedModel(PreTrainedModel):
         if not is_main_process:
             return
         if self.catalog is not None:
-            self.catalog.save(save_directory)
+            self.catalog.save_pretrained(save_directory)
         if self.eval_results is not None:
             with open(os.path.join(save_directory, EVAL_RESULTS_NAME), "w", encoding="utf-8") as f:
                 json.dump(self.eval_results, f, indent=2, default=float)
@@ -427,17 +427,8 @@ class LSRecPreTrainedModel(PreTrainedModel):
         if problems:
             listed = "; ".join(f"{what}: {shown_columns(keys)}" for what, keys in problems.items())
             raise OSError(f"{', '.join(weights) or source} does not hold the weights of this model ({listed})")
-        path = cached_file(pretrained_model_name_or_path, CATALOG_NAME,
-                           _raise_exceptions_for_missing_entries=False, **hub_kwargs)
-        if path is None:  # a PEFT adapter folder: the catalog lives with the base model it names
-            adapter = cached_file(pretrained_model_name_or_path, "adapter_config.json",
-                                  _raise_exceptions_for_missing_entries=False, **hub_kwargs)
-            if adapter is not None:
-                base = _read_json(adapter).get("base_model_name_or_path")
-                if base:
-                    path = cached_file(base, CATALOG_NAME, _raise_exceptions_for_missing_entries=False)
-        if path is not None:
-            model.catalog = ItemCatalog.load(path, num_items=model.config.num_items)  # sizes checked, by name
+        model.catalog = ItemCatalog.from_pretrained(pretrained_model_name_or_path, num_items=model.config.num_items,
+                                                    **hub_kwargs)
         path = cached_file(pretrained_model_name_or_path, EVAL_RESULTS_NAME,
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is not None:
