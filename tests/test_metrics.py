@@ -56,9 +56,6 @@ def test_ranks_from_topk():
 
 
 def test_hand_computed_values():
-    assert EXPECTED["ndcg@10"] == pytest.approx(0.375)
-    assert EXPECTED["ndcg@20"] == pytest.approx(0.4375)
-    assert EXPECTED["mrr@20"] == pytest.approx(0.35)
     _assert_metrics_equal(compute_ranking_metrics(PREDICTIONS, REFERENCES), EXPECTED)
     _assert_metrics_equal(ranking_metrics([1, 3, 15, np.inf], (20, 10)), EXPECTED)
     # Arrays work as well as lists.
