@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .collator import pad_left, segment_aligned_length
-from .tokens import PAD_TOKEN_ID
+from .tokens import PAD_TOKEN_ID, to_tokens
 
 INPUT_NAMES = ["input_ids"]
 OUTPUT_NAMES = ["scores", "gate"]
@@ -55,7 +55,7 @@ def export_onnx(model, path, max_length=200, opset=18):
     base = base.eval()
     length = export_length(base.config, max_length)
     example = torch.full((2, length), PAD_TOKEN_ID, dtype=torch.long)
-    example[:, -3:] = torch.arange(3) + 2
+    example[:, -3:] = to_tokens(torch.arange(3))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with torch.no_grad():
         # an eval-mode wrapper: the exporter restores the wrapper's mode afterwards, and with it the model's

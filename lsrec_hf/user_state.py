@@ -33,7 +33,7 @@ def short_segment_length(config):
 class UserState:
     """One user's state.
 
-    tokens: `[n]` item tokens (catalog index + 2) of the events not in the memory, most recent last: the short
+    tokens: `[n]` item tokens (`ItemCatalog.encode`) of the events not in the memory, most recent last: the short
         segment, and before it fewer than `segment_length` events waiting to make a whole chunk.
     memory: what the events before `tokens` left behind (`LSRecMemory` of batch 1), or `None` when nothing did
         (a history within the short segment, or a model without long memory).
