@@ -3,7 +3,9 @@
 import json
 import os
 import platform
+import statistics
 import sys
+import time
 from datetime import datetime, timezone
 
 import torch
@@ -26,3 +28,14 @@ def write_result(path, result):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
+
+
+def median_seconds(fn, repeats):
+    """Median wall seconds of `fn()` over `repeats` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

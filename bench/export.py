@@ -12,14 +12,12 @@ left-padded inputs. Writes bench/results/export.json.
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 
 import numpy as np
 import torch
 
-from common import write_result
+from common import median_seconds, write_result
 import lsrec_hf
 from lsrec_hf.data import load_data
 from lsrec_hf.export import OnnxScorer, export_onnx, pad_histories
@@ -29,14 +27,6 @@ from lsrec_hf.tokens import to_tokens
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def median_seconds(call, repeats):
-    call()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(catalog, histories, length, threads, repeats, tmp):

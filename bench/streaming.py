@@ -8,25 +8,15 @@ scored from scratch (`score_next`). Prints a markdown table, writes JSON to benc
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 import transformers
 
-from common import write_result
+from common import median_seconds, write_result
 from lsrec_hf.tokens import to_tokens
 from lsrec_hf.user_state import encode_user, fold_in, score_state
 
 
-def median_seconds(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main():
