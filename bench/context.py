@@ -30,7 +30,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from common import write_result
+from common import SHELVES, item_shelves, write_result
 import lsrec_hf
 from lsrec_hf.context import build_vocab, encode_features, feature_columns
 from lsrec_hf.data import load_data
@@ -40,25 +40,7 @@ from lsrec_hf.sequences import EvalExamples, Splits, build_user_sequences, leave
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
-SHELVES = {
-    "action": {"Action", "Adventure", "Sci-Fi", "Thriller", "War", "Western", "Crime", "Mystery", "Horror",
-               "Film-Noir", "Fantasy"},
-    "comedy-family": {"Comedy", "Children's", "Animation", "Musical", "Romance"},
-    "drama": {"Drama", "Documentary", "unknown"},
-}
 VARIANTS = ["no context", "time context", "multi-scenario", "per-scenario models"]
-
-
-def item_shelves(catalog):
-    genres = catalog.attributes.get("genres")
-    if genres is None:
-        raise SystemExit("the catalog has no genres: this benchmark needs MovieLens item genres")
-    shelves = []
-    for item_genres in genres:
-        names = {g.strip() for g in (item_genres if isinstance(item_genres, list) else str(item_genres).split(","))}
-        counts = [len(names & members) for members in SHELVES.values()]
-        shelves.append(list(SHELVES)[int(np.argmax(counts))])
-    return np.asarray(shelves)
 
 
 def make_model(catalog, content, feature_vocab=None, scenario=None):

@@ -68,7 +68,17 @@ CONFIGS = {
     "id-only-replay-schedule": ["--text_encoder", "none", "--batch_size", "128", "--learning_rate", "1e-3",
                                 "--lr_scheduler_type", "constant", "--hidden_dropout_prob", "0.5",
                                 "--attention_probs_dropout_prob", "0.5", "--num_epochs", "200", "--patience", "10"],
-    "standardized-text-excl": ["--standardize_content", "true", "--loss_excludes_history", "true"],  # RePlay's SASRec width: feed-forward as wide as the hidden size
+    "id-only-sasrec-layout": ["--text_encoder", "none", "--block_layout", "sasrec", "--absolute_positions", "true",
+                              "--embedding_layer_norm", "false", "--use_output_bias", "false", "--intermediate_size", "64",
+                              "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
+    "sasrec-layout": ["--block_layout", "sasrec"],
+    "standardized-text-excl": ["--standardize_content", "true", "--loss_excludes_history", "true"],
+    # everything of RePlay's SASRec the recipe can set: its layers, tokens, schedule, mixed-length batches, no memory
+    "replay-emulation": ["--text_encoder", "none", "--memory", "short", "--block_layout", "sasrec",
+                         "--absolute_positions", "true", "--embedding_layer_norm", "false", "--use_output_bias", "false",
+                         "--intermediate_size", "64", "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5",
+                         "--group_by", "chunks", "--batch_size", "128", "--learning_rate", "1e-3",
+                         "--lr_scheduler_type", "constant", "--warmup_steps", "0", "--num_epochs", "200", "--patience", "10"],
     # RePlay's SASRec schedule: 128 users a batch, constant lr 1e-3, dropout 0.5, up to 200 epochs, patience 10
     "replay-schedule": ["--batch_size", "128", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant",
                         "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5",
@@ -94,6 +104,9 @@ DESCRIPTIONS = {
     "group-chunks-excl": "lsrec_hf default, chunk-count batches and history items left out of the training softmax",
     "id-only-sasrec-blocks": "lsrec_hf id-only with SASRec's blocks (absolute positions, no token norm or bias, FFN 64, dropout 0.5)",
     "id-only-replay-schedule": "lsrec_hf id-only on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
+    "id-only-sasrec-layout": "lsrec_hf id-only with SASRec's layers and tokens (block_layout sasrec, absolute positions, no token norm or bias, FFN 64, dropout 0.5)",
+    "sasrec-layout": "lsrec_hf default with SASRec's layers (block_layout sasrec)",
+    "replay-emulation": "lsrec_hf set up as RePlay's SASRec (id-only, short, SASRec layers, RePlay's schedule and batches)",
     "standardized-text-excl": "lsrec_hf default, standardized text, history items left out of the training softmax",
     "replay-schedule": "lsrec_hf default trained on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "RePlay SASRec": "RePlay 0.22 SASRec, cross-entropy",

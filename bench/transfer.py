@@ -24,26 +24,23 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from common import write_result
-from context import item_shelves
+from common import item_shelves, write_result
 import lsrec_hf
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
+from lsrec_hf.finetuning import DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, add_lora_adapter
+from lsrec_hf.recipe_utils import comma_separated_names
 from lsrec_hf.sequences import Splits, UserSequences, build_user_sequences, leave_one_out, temporal_split
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes"))
-from finetune import LORA_LEARNING_RATE, FinetuneArguments, build_finetune_model  # noqa: E402
 
 WAYS = ["from scratch", "LoRA", "full fine-tuning"]
 
@@ -105,8 +102,9 @@ def run_story(name, source, target, catalog, num_source_items, content, args):
         base.save_pretrained(base_dir)
         print(f"[transfer] {name}: pretrained in {seconds:.0f}s", flush=True)
     runs = []
-    lora = {"lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_target_modules": args.lora_target_modules,
-            "lora_modules_to_save": args.lora_modules_to_save, "lora_item_rank": args.lora_item_rank}
+    lora = {"r": args.lora_r, "alpha": args.lora_alpha, "item_rank": args.lora_item_rank,
+            "target_modules": comma_separated_names(args.lora_target_modules),
+            "modules_to_save": comma_separated_names(args.lora_modules_to_save)}
     for seed in args.seeds:
         for way in args.ways:
             if way == "from scratch":
@@ -115,8 +113,8 @@ def run_story(name, source, target, catalog, num_source_items, content, args):
             else:
                 model = lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(base_dir)
                 model.extend_catalog(catalog, content[num_source_items:] if num_source_items < len(catalog) else None)
-                model = build_finetune_model(model, SimpleNamespace(**{**vars(FinetuneArguments()), **lora,
-                                                                        "full_finetune": way == "full fine-tuning"}))
+                if way == "LoRA":
+                    model = add_lora_adapter(model, **lora)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             output_dir = os.path.join(args.work_dir, name, way.replace(" ", "_"), f"seed{seed}")
             seconds = fit(model, target, output_dir, seed, args.num_epochs,
@@ -137,11 +135,11 @@ def main():
     parser.add_argument("--stories", nargs="+", default=["temporal", "genre"], choices=["temporal", "genre"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--ways", nargs="+", default=WAYS, choices=WAYS)
-    parser.add_argument("--lora_r", type=int, default=FinetuneArguments.lora_r)
-    parser.add_argument("--lora_alpha", type=int, default=FinetuneArguments.lora_alpha)
-    parser.add_argument("--lora_target_modules", default=FinetuneArguments.lora_target_modules)
-    parser.add_argument("--lora_modules_to_save", default=FinetuneArguments.lora_modules_to_save)
-    parser.add_argument("--lora_item_rank", type=int, default=FinetuneArguments.lora_item_rank)
+    parser.add_argument("--lora_r", type=int, default=2)
+    parser.add_argument("--lora_alpha", type=int, default=4)
+    parser.add_argument("--lora_target_modules", default=",".join(DEFAULT_LORA_TARGETS))
+    parser.add_argument("--lora_modules_to_save", default=",".join(DEFAULT_MODULES_TO_SAVE))
+    parser.add_argument("--lora_item_rank", type=int, default=None)
     parser.add_argument("--lora_learning_rate", type=float, default=LORA_LEARNING_RATE)
     parser.add_argument("--pretrain_seed", type=int, default=42)
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)

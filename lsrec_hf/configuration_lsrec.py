@@ -7,6 +7,7 @@ from .tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID  # noqa: F40
 MEMORY_MODES = ("long+short", "short", "long")
 OBJECTIVES = ("causal", "cloze")
 LOSSES = ("full", "sampled")
+BLOCK_LAYOUTS = ("pre-norm", "sasrec")
 
 
 class LSRecConfig(PreTrainedConfig):
@@ -35,6 +36,10 @@ class LSRecConfig(PreTrainedConfig):
             segment, counted from the segment's end (SASRec's positions), to the relative position bias.
         embedding_layer_norm (`bool`, defaults to `True`): layer-normalise the item tokens before the first layer;
             without it they enter the layers as they are (their norm then carries information, as in SASRec).
+        block_layout (`str`, defaults to `"pre-norm"`): `"pre-norm"` layers (GPT-2's: each branch reads a normalised
+            copy of the residual stream, which is never normalised itself) or `"sasrec"` layers (SASRec's: the query
+            is normalised and becomes the residual stream, keys and values are the un-normalised inputs, the
+            feed-forward block reads and adds to a normalised stream; item tokens scaled by sqrt(hidden_size)).
         text_encoder (`str`): the sentence-transformers model that produced the content embeddings.
         hidden_size (`int`, defaults to 64): width of the item tokens and of every layer.
         num_hidden_layers (`int`, defaults to 2): transformer layers.
@@ -84,6 +89,7 @@ class LSRecConfig(PreTrainedConfig):
     use_output_bias: bool = True
     absolute_positions: bool = False
     embedding_layer_norm: bool = True
+    block_layout: str = "pre-norm"
     text_encoder: str | None = "sentence-transformers/all-MiniLM-L6-v2"
     hidden_size: int = 64
     num_hidden_layers: int = 2
@@ -119,6 +125,7 @@ class LSRecConfig(PreTrainedConfig):
         checks = [
             (self.memory in MEMORY_MODES, f"memory must be one of {MEMORY_MODES}, got {self.memory!r}"),
             (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
+            (self.block_layout in BLOCK_LAYOUTS, f"block_layout must be one of {BLOCK_LAYOUTS}, got {self.block_layout!r}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
             (self.use_item_ids or (self.use_content and self.content_dim > 0),
              "an item token needs item ids or content embeddings: set use_item_ids=True or use_content=True"),

@@ -16,36 +16,20 @@ or local base model is saved in `output_dir/base_model` and the adapter names it
 folder loads after a move, from any directory; a Hub base is named by its id.
 """
 
-import logging
 import os
 from dataclasses import dataclass, field
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from peft import LoraConfig, get_peft_model
 from transformers import AutoModel, HfArgumentParser
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
+from lsrec_hf.finetuning import DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, add_lora_adapter, grow_catalog
 from lsrec_hf.paths import BASE_MODEL_DIR
 from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, load_dataset,
                                    make_splits, parse_recipe_args, run_recipe, setup_logging, test_and_save)
-from lsrec_hf.text import encode_texts
 from lsrec_hf.training import TrainingArguments, train
-
-logger = logging.getLogger(__name__)
-
-# The attention and feed-forward projections of every layer, the projection of the item text, and the item id
-# embeddings: a low-rank update per item lets items the base never saw (or whose popularity moved) be learned,
-# which a frozen catalog cannot (ML-100K genre transfer, bench/transfer.py: NDCG@10 0.151 at r=2 with it, 0.125 at r=4 without).
-DEFAULT_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,fc_in,fc_out,text_proj,item_ids"
-# Trained whole beside the adapter and saved with it: one output bias per item (1,682 weights on ML-100K), so new
-# items and shifted popularity get their own offsets (genre transfer: NDCG@10 0.162 ± 0.006 with it, 0.157 ± 0.010
-# without; full fine-tuning 0.166 ± 0.006).
-DEFAULT_MODULES_TO_SAVE = "output_bias"
-# The learning rate of LoRA runs unless --learning_rate says otherwise (genre transfer: NDCG@10 0.157 at 1e-2, 0.151 at
-# pretraining's 2e-3; full fine-tuning 0.166).
-LORA_LEARNING_RATE = 1e-2
 
 
 @dataclass
@@ -60,52 +44,22 @@ class FinetuneArguments:
     lora_item_rank: int | None = field(default=None, metadata={
         "help": "Rank of the update of the item id embeddings (default: --lora_r), at the same scale alpha / r."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str = field(default=DEFAULT_LORA_TARGETS, metadata={"help": "Comma-separated module names to adapt."})
-    lora_modules_to_save: str = field(default=DEFAULT_MODULES_TO_SAVE, metadata={
+    lora_target_modules: str = field(default=",".join(DEFAULT_LORA_TARGETS), metadata={"help": "Comma-separated module names to adapt."})
+    lora_modules_to_save: str = field(default=",".join(DEFAULT_MODULES_TO_SAVE), metadata={
         "help": "Comma-separated modules trained in full beside the adapter and saved with it ('' for none)."})
 
 
 def build_finetune_model(base, args):
-    """The base model wrapped with a LoRA adapter (or the base model itself for full fine-tuning)."""
+    """The base model wrapped with a LoRA adapter as the arguments say (or the base model itself for full fine-tuning)."""
     if args.full_finetune:
         return base
-    targets = comma_separated_names(args.lora_target_modules)
-    present = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
-    if args.lora_target_modules == DEFAULT_LORA_TARGETS:  # an id-only or text-only model lacks one of them
-        targets = [name for name in targets if name in present]
-    missing = [name for name in targets if name not in present]
-    if missing:
-        raise ValueError(f"--lora_target_modules: {missing} are not modules of this model; choose among "
-                         f"{sorted(n for n in present if n)}")
-    to_save = comma_separated_names(args.lora_modules_to_save)
-    unknown = [name for name in to_save if name not in present]
-    if unknown:
-        raise ValueError(f"--lora_modules_to_save: {unknown} are not modules of this model")
-    item_rank = args.lora_item_rank or args.lora_r
-    config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                        target_modules=targets, modules_to_save=to_save or None,
-                        rank_pattern={"item_ids": item_rank},
-                        alpha_pattern={"item_ids": item_rank * args.lora_alpha / args.lora_r})
-    return get_peft_model(base, config)
-
-
-def grow_catalog(base, catalog, accelerator):
-    """Extend the base model with the items of `catalog` it has never seen, represented through their text."""
-    grown = base.catalog.extended_with(catalog)
-    old, added = len(base.catalog), len(grown) - len(base.catalog)
-    if not added:
-        return 0
-    content = None
-    if base.config.use_content:
-        with accelerator.main_process_first():
-            content = encode_texts(grown.texts[old:], base.config.text_encoder,
-                                   show_progress_bar=accelerator.is_local_main_process)
-    else:
-        logger.warning("an id-only model gives its %d new items a zero id embedding: they are indistinguishable "
-                       "until trained (by the adapter's low-rank item update, or --full_finetune)", added)
-    base.extend_catalog(grown, content)
-    accelerator.print(f"catalog: {old} items of the base model + {added} new items")
-    return added
+    try:
+        return add_lora_adapter(base, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                                item_rank=args.lora_item_rank,
+                                target_modules=comma_separated_names(args.lora_target_modules),
+                                modules_to_save=comma_separated_names(args.lora_modules_to_save))
+    except ValueError as error:  # name the flag, not the function's argument
+        raise ValueError(f"--lora_{error}") from None
 
 
 def main(argv=None):
@@ -128,7 +82,10 @@ def main(argv=None):
     if base.catalog is None:
         raise DataError(f"{finetune_args.base_model}: no catalog.json beside the weights; cannot map items to the model")
     data = load_dataset(data_args, parser, accelerator)
+    old = len(base.catalog)
     added = grow_catalog(base, data.catalog, accelerator)
+    if added:
+        accelerator.print(f"catalog: {old} items of the base model + {added} new items")
     sequences, splits = make_splits(data, data_args, accelerator, catalog=base.catalog, config=base.config)
 
     if added and hub_args.push_to_hub and not finetune_args.full_finetune:

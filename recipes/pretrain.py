@@ -33,6 +33,7 @@ class ModelArguments:
     use_output_bias: bool = field(default=LSRecConfig.use_output_bias, metadata={"help": "Add a learned score offset per item."})
     absolute_positions: bool = field(default=LSRecConfig.absolute_positions, metadata={"help": "Add learned positions counted from the segment's end (SASRec's) to the relative position bias."})
     embedding_layer_norm: bool = field(default=LSRecConfig.embedding_layer_norm, metadata={"help": "Layer-normalise item tokens before the first layer."})
+    block_layout: str = field(default=LSRecConfig.block_layout, metadata={"help": "Transformer layers: 'pre-norm' or SASRec's ('sasrec').", "choices": ["pre-norm", "sasrec"]})
     memory: str = field(default=LSRecConfig.memory, metadata={"help": "Which interest the model reads.", "choices": list(MEMORY_MODES)})
     objective: str = field(default=LSRecConfig.objective, metadata={"help": "Next-item (causal) or masked-item (cloze) training.", "choices": list(OBJECTIVES)})
     hidden_size: int = field(default=LSRecConfig.hidden_size, metadata={"help": "Width of every token and hidden state."})

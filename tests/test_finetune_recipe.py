@@ -16,6 +16,7 @@ import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from conftest import ROOT, SMALL_MODEL, TINY, run, tiny_table
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
+from lsrec_hf.finetuning import DEFAULT_LORA_TARGETS, add_lora_adapter
 from lsrec_hf.sequences import build_user_sequences, leave_one_out
 
 PRETRAIN = os.path.join(ROOT, "recipes", "pretrain.py")
@@ -139,32 +140,37 @@ def test_new_items_extend_the_catalog_and_are_scored_through_their_text(ml100k_s
 
 
 def test_default_adapter_trains_at_most_five_percent_of_the_default_model():
-    sys.path.insert(0, os.path.join(ROOT, "recipes"))
-    from finetune import FinetuneArguments, build_finetune_model
-
     model = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=1682, content_dim=384))
     full = sum(p.numel() for p in model.parameters())
-    adapted = build_finetune_model(model, FinetuneArguments())
+    adapted = add_lora_adapter(model)
     trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
     assert 0 < trainable <= 0.05 * full
     # every default target got an adapter, in both layers
     adapted_modules = {re.split(r"\.lora_(?:embedding_)?A", name)[0].rsplit(".", 1)[-1]
                        for name, p in adapted.named_parameters() if re.search(r"\.lora_(?:embedding_)?A\.", name)}
-    assert adapted_modules == set(FinetuneArguments().lora_target_modules.split(","))
+    assert adapted_modules == set(DEFAULT_LORA_TARGETS)
     assert "base_model.model.output_bias.modules_to_save.default.bias" in {
         name for name, p in adapted.named_parameters() if p.requires_grad}
     # an id-only model has no text projection: the default targets adapt what it has
     id_only = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=50, content_dim=0, use_content=False))
-    names = [n for n, p in build_finetune_model(id_only, FinetuneArguments()).named_parameters() if p.requires_grad]
+    names = [n for n, p in add_lora_adapter(id_only).named_parameters() if p.requires_grad]
     assert any("item_ids.lora_embedding_A" in n for n in names) and not any("text_proj" in n for n in names)
-    # --lora_item_rank sets the rank of the item embeddings' update alone
+    # item_rank sets the rank of the item embeddings' update alone
     ranked = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=50, content_dim=0, use_content=False))
     shapes = {n.split(".lora_")[0].rsplit(".", 1)[-1]: p.shape[0] for n, p in
-              build_finetune_model(ranked, FinetuneArguments(lora_r=1, lora_item_rank=4)).named_parameters()
-              if "lora_A" in n or "lora_embedding_A" in n}
+              add_lora_adapter(ranked, r=1, item_rank=4).named_parameters() if "lora_A" in n or "lora_embedding_A" in n}
     assert shapes.pop("item_ids") == 4 and set(shapes.values()) == {1}
-    with pytest.raises(ValueError, match="--lora_modules_to_save"):
+
+
+def test_the_recipe_names_the_flag_of_a_module_the_model_lacks():
+    sys.path.insert(0, os.path.join(ROOT, "recipes"))
+    from finetune import FinetuneArguments, build_finetune_model
+
+    id_only = lsrec_hf.LSRecForSequentialRecommendation(lsrec_hf.LSRecConfig(num_items=50, content_dim=0, use_content=False))
+    with pytest.raises(ValueError, match=r"--lora_modules_to_save: \['no_such_module'\]"):
         build_finetune_model(id_only, FinetuneArguments(lora_modules_to_save="output_bias,no_such_module"))
+    with pytest.raises(ValueError, match=r"--lora_target_modules: \['text_proj'\]"):
+        build_finetune_model(id_only, FinetuneArguments(lora_target_modules="q_proj,text_proj"))
 
 
 def test_lora_on_item_embeddings_reaches_the_output_layer():

@@ -226,6 +226,7 @@ def test_checkpoint_with_the_output_bias_under_its_old_key_loads_it(tmp_path):
     ({"use_item_ids": False, "use_content": False}, "needs item ids or content"),
     ({"hidden_size": 30, "num_attention_heads": 4}, "divisible"),
     ({"item_id_dropout": 1.5}, "item_id_dropout must be in"),
+    ({"block_layout": "post-norm"}, "block_layout must be one of"),
 ])
 def test_config_rejects_bad_settings_by_name(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -280,6 +281,25 @@ def test_item_tokens_skip_the_layer_norm_when_asked():
     raw = model.model.embeddings.item_representations(ids - 2)
     torch.testing.assert_close(tokens, raw)
     assert isinstance(make_model().model.embeddings.layer_norm, torch.nn.LayerNorm)
+
+
+def test_sasrec_block_layout_is_sasrecs_layer_with_keys_from_the_unnormalised_memory_and_segment():
+    model = make_model(block_layout="sasrec", embedding_layer_norm=False)
+    embeddings, layer = model.model.embeddings, model.model.encoder.layers[0]
+    ids = random_history(length=4)
+    tokens = embeddings(ids)
+    torch.testing.assert_close(tokens, embeddings.item_representations(ids - 2) * 16 ** 0.5)  # sqrt(hidden)
+    memory = torch.randn(3, 5, 16) * 3.0
+    bias = torch.zeros(3, 2, 4, 9)
+    query = layer.attention_norm(tokens)
+    attended = query + layer.attention(query, torch.cat([memory, tokens], dim=1), bias)
+    normed = layer.ffn_norm(attended)
+    expected = normed + layer.fc_out(layer.act(layer.fc_in(normed)))
+    torch.testing.assert_close(layer(tokens, memory, bias), expected)
+    # pre-norm layers read a normalised copy of [memory ; segment]: scaling the memory changes nothing there
+    pre_norm = make_model().model.encoder.layers[0]
+    torch.testing.assert_close(pre_norm(tokens, memory, bias), pre_norm(tokens, memory * 2.0, bias))
+    assert not torch.allclose(layer(tokens, memory, bias), layer(tokens, memory * 2.0, bias))
 
 
 def test_loss_excludes_history_drops_seen_items_from_the_softmax_but_keeps_a_repeated_target():
