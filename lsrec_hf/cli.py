@@ -7,6 +7,8 @@
 import argparse
 import os
 
+from .retrieval import RETRIEVAL_CHOICES
+
 
 def _serve(args):
     try:
@@ -22,7 +24,7 @@ def _serve(args):
     pipe = pipeline("recommendation", model=args.model, device=args.device)
     app = create_app(pipe, args.state_dir, max_history=args.max_history, max_candidates=args.max_candidates,
                      max_top_k=args.max_top_k, max_body_bytes=args.max_body_bytes, max_wait=args.max_wait_ms / 1000,
-                     max_batch=args.max_batch)
+                     max_batch=args.max_batch, retrieval=args.retrieval)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
@@ -57,6 +59,9 @@ def main(argv=None):
     serve.add_argument("--max-wait-ms", type=float, default=5.0,
                        help="how long a request waits for others to share its pipeline call")
     serve.add_argument("--max-batch", type=int, default=32, help="most requests scored in one pipeline call")
+    serve.add_argument("--retrieval", choices=RETRIEVAL_CHOICES, default="exact",
+                       help="exact: score every item; faiss: search the model's faiss index, built at startup "
+                            "(approximate above 100,000 items; needs faiss-cpu)")
     serve.add_argument("--log-level", default="warning")
     export = commands.add_parser("export", help="export a model's scorer (lsrec export onnx ...)")
     formats = export.add_subparsers(dest="format", required=True)

@@ -298,8 +298,9 @@ class RecommendationPipeline(Pipeline):
         if len(events) != len(history):
             raise ValueError(f"context: {len(events)} event contexts for a history of {len(history)} items")
         user_features = {name: value for name, value in target.items() if name in (config.user_vocab or {})}
-        return torch.as_tensor(np.stack([encode_target_context(config.feature_vocab, {**user_features, **event})
-                                         for event in events]).reshape(len(history), -1), dtype=torch.long)
+        rows = [encode_target_context(config.feature_vocab, {**user_features, **event}) for event in events]
+        # no rows: a user state with no new events (np.stack refuses an empty list)
+        return torch.as_tensor(np.asarray(rows, dtype=np.int64).reshape(len(history), len(config.feature_vocab)))
 
     def preprocess(self, inputs, candidates=None, state=None, context=None):
         if not isinstance(inputs, _Users):  # one user from a dataset or a generator

@@ -40,15 +40,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def save_tiny_model(path, titles, seed=0):
-    """A small random LSRec model with a catalog of `len(titles)` items (ids m0, m1, ...), saved to `path`."""
+def save_tiny_model(path, titles, seed=0, **config):
+    """A small random LSRec model with a catalog of `len(titles)` items (ids m0, m1, ...), saved to `path`.
+
+    `config`: more `LSRecConfig` arguments (e.g. `context_vocab` and `scenario_feature`)."""
     torch.manual_seed(seed)
     num_items = len(titles)
     catalog = ItemCatalog([f"m{i}" for i in range(num_items)], list(titles), [f"text {i}" for i in range(num_items)])
     model = LSRecForSequentialRecommendation.from_catalog(
         catalog, torch.zeros(num_items, 8), hidden_size=16, num_attention_heads=2, intermediate_size=32,
         segment_length=4, memory_length=8, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        initializer_range=0.3)
+        initializer_range=0.3, **config)
     model.model.embeddings.content_embeddings.normal_()  # random item texts
     model.save_pretrained(path)
     return path

@@ -16,6 +16,8 @@ from lsrec_hf.context import build_vocab, encode, encode_target_context, feature
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.sequences import EvalExamples, build_user_sequences, leave_one_out
+from lsrec_hf.tokens import to_tokens
+from lsrec_hf.user_state import encode_user
 
 SCENARIOS = ["home", "search", "shelf"]
 
@@ -140,6 +142,15 @@ def test_pipeline_takes_scenario_and_context_and_explains_the_scenario(tmp_path)
     unknown = {r["item_id"]: r["score"] for r in plain}
     assert first["score"] - unknown[first["item_id"]] == pytest.approx(first["explanation"]["scenario"]["score_change"],
                                                                       abs=1e-4)
+
+
+def test_a_user_state_without_new_events_takes_a_scenario():
+    model = _model()
+    recommend = pipeline("recommendation", model=model)
+    state = encode_user(model, to_tokens([1, 2, 3, 4, 5]))
+    home = recommend([], state=state, scenario="home", top_k=12, exclude_history=False)
+    shelf = recommend([], state=state, scenario="shelf", top_k=12, exclude_history=False)
+    assert {r["item_id"]: r["score"] for r in home} != {r["item_id"]: r["score"] for r in shelf}
 
 
 def test_pipeline_without_scenario_feature_refuses_a_scenario(tmp_path):

@@ -17,13 +17,15 @@ from fastapi.testclient import TestClient
 from transformers import pipeline
 
 import lsrec_hf  # noqa: F401 - registers the "recommendation" task
+from lsrec_hf import pipeline_recommendation
 from lsrec_hf.tokens import to_tokens
 from lsrec_hf.serving import create_app
-from lsrec_hf.user_state import UserState, fold_in
+from lsrec_hf.user_state import UserState, encode_user, fold_in
 
 from conftest import ROOT, save_tiny_model
 
 TITLES = [f"Movie {i} ({1990 + i % 10})" for i in range(30)]
+SCENARIOS = ["home", "search", "shelf"]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,14 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pipe(model_dir):
     return pipeline("recommendation", model=model_dir)
+
+
+@pytest.fixture(scope="module")
+def scenario_pipe(tmp_path_factory):
+    """The tiny model with a scenario feature: a target-scenario embedding per scenario."""
+    path = save_tiny_model(str(tmp_path_factory.mktemp("serve") / "scenario-model"), TITLES,
+                           context_vocab={"scenario": SCENARIOS}, scenario_feature="scenario")
+    return pipeline("recommendation", model=path)
 
 
 @pytest.fixture
@@ -117,6 +127,8 @@ BAD_REQUESTS = [
     ("/recommend", {"history": ["m1"], "exclude_history": "yes"}, 422, "exclude_history"),
     ("/recommend", {"history": ["m1"], "explain": 1}, 422, "explain"),
     ("/recommend", {"history": ["m1"], "scores": True}, 422, "scores"),
+    ("/recommend", {"history": ["m1"], "scenario": 3}, 422, "scenario"),
+    ("/recommend", {"history": ["m1"], "scenario": ""}, 422, "scenario"),
     ("/recommend", {"user_id": "nobody"}, 404, "user_id"),
     ("/recommend", {"user_id": 7}, 422, "user_id"),
     ("/recommend", [1, 2, 3], 422, "body"),
@@ -165,6 +177,62 @@ def test_concurrent_requests_share_a_pipeline_call_and_match_one_by_one(pipe, tm
             expected = pipe(body["history"], top_k=5, explain=body.get("explain", False))
             same_items(response.json()["items"], expected)
     assert max(app.state.batcher.batch_sizes) >= 10  # the 11 plain requests: one call (plus retries after the bad one)
+
+
+def test_recommend_for_a_scenario_matches_the_pipeline_and_batches_each_scenario_apart(scenario_pipe, tmp_path):
+    app = create_app(scenario_pipe, str(tmp_path / "state"), max_wait=0.2, max_batch=16)
+    histories = [["m1", "m2", "m3", "m4", "m5"], ["m7", "m8"]]
+    options = {"top_k": 30, "exclude_history": False}
+    bodies = [{"history": history, **options, "scenario": scenario} for scenario in SCENARIOS for history in histories]
+    bodies.append({"history": histories[0], **options})  # no scenario: unknown, a group of its own
+
+    async def post_all():  # within one micro-batch window
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            return await asyncio.gather(*(client.post("/recommend", json=body) for body in bodies))
+
+    responses = asyncio.run(post_all())
+    for body, response in zip(bodies, responses):
+        assert response.status_code == 200, response.text
+        same_items(response.json()["items"], scenario_pipe(body["history"], **options, scenario=body.get("scenario")))
+    assert sorted(app.state.batcher.batch_sizes) == [1, 2, 2, 2]  # one pipeline call per scenario
+    scores = [{item["item_id"]: item["score"] for item in responses[i].json()["items"]} for i in (0, 2, 4, 6)]
+    assert all(a != b for i, a in enumerate(scores) for b in scores[i + 1:])  # each scenario scores differently
+
+    with TestClient(app) as client:  # a stored user's state, read for a scenario
+        client.post("/users/ann/events", json={"items": histories[0]})
+        served = client.post("/recommend", json={"user_id": "ann", "scenario": "search", "top_k": 5}).json()
+    state = encode_user(scenario_pipe.lsrec_model, tokens(histories[0]))
+    same_items(served["items"], scenario_pipe([], memory=state, scenario="search", top_k=5))
+
+
+def test_an_unknown_scenario_gets_a_422_listing_the_known_ones(scenario_pipe, tmp_path):
+    with TestClient(create_app(scenario_pipe, str(tmp_path / "state"))) as client:
+        response = client.post("/recommend", json={"history": ["m1"], "scenario": "billboard"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "scenario"] and "'billboard'" in error["msg"]
+    assert all(repr(scenario) in error["msg"] for scenario in SCENARIOS), error["msg"]
+
+
+def test_a_scenario_for_a_model_without_a_scenario_feature_gets_a_422(client):
+    response = client.post("/recommend", json={"history": ["m1"], "scenario": "home"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "scenario"] and "without a scenario feature" in error["msg"]
+
+
+def test_faiss_retrieval_searches_the_index_built_at_startup(pipe, tmp_path, monkeypatch):
+    searches = []
+    search = pipeline_recommendation.retrieve
+    monkeypatch.setattr(pipeline_recommendation, "retrieve", lambda *args, **kwargs: searches.append(1) or search(
+        *args, **kwargs))
+    with TestClient(create_app(pipe, str(tmp_path / "state"), retrieval="faiss")) as client:
+        assert client.get("/health").json()["retrieval"] == "faiss"
+        items = client.post("/recommend", json={"history": ["m1", "m2", "m3"], "top_k": 5}).json()["items"]
+    assert searches == [1]
+    same_items(items, pipe(["m1", "m2", "m3"], top_k=5))  # 30 items: a "Flat" index, exact
+    with pytest.raises(ValueError, match="retrieval must be one of"):
+        create_app(pipe, str(tmp_path / "state"), retrieval="annoy")
 
 
 def test_metrics_count_requests_and_latency_buckets(client):

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
+from ..retrieval import check_retrieval, item_index
 from ..tokens import to_tokens
 from ..user_state import fold_in
 from .batching import MicroBatcher
@@ -48,6 +49,8 @@ def _request_models(max_history, max_candidates, max_top_k):
         candidates: list[Item] | None = Field(None, min_length=1, max_length=max_candidates)
         exclude_history: StrictBool = True
         explain: StrictBool = False
+        scenario: StrictStr | None = Field(None, min_length=1, max_length=128, description=(
+            "where the items will be shown: a value of the model's scenario feature (config.scenario_feature)"))
 
         @model_validator(mode="after")
         def _history_or_user(self):
@@ -90,24 +93,41 @@ def _field_of(message):
     return ["body", match.group(1)] + ([int(match.group(2))] if match.group(2) else [])
 
 
+def _check_scenario(config, scenario):
+    """A 422 naming `scenario` when the model has no scenario feature, or has never seen this value."""
+    feature = config.scenario_feature
+    if feature is None:
+        raise ServeError(422, ["body", "scenario"], "scenario: this model was trained without a scenario feature "
+                                                    "(config.scenario_feature); leave scenario out")
+    known = config.context_vocab[feature]
+    if scenario not in known:
+        # the pipeline would score it as an unknown scenario: over HTTP a typo is likelier than a new scenario
+        values = ", ".join(map(repr, known[:50])) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
+        raise ServeError(422, ["body", "scenario"], f"scenario: unknown {feature} {scenario!r}; this model knows "
+                                                    f"{values}")
+
+
 def create_app(pipe, state_dir, max_history=10_000, max_candidates=10_000, max_top_k=1000, max_body_bytes=4_000_000,
-               max_wait=0.005, max_batch=32):
+               max_wait=0.005, max_batch=32, retrieval="exact"):
     """The FastAPI app serving `pipe` (a "recommendation" pipeline), with user states under `state_dir`.
 
     `max_history` bounds a history and the events of one POST; `max_body_bytes` a request body (413 beyond).
-    Requests are micro-batched for up to `max_wait` seconds, `max_batch` at a time.
+    Requests are micro-batched for up to `max_wait` seconds, `max_batch` at a time. `retrieval` is the pipeline's:
+    `"faiss"` searches the model's faiss index (built here, before the first request) instead of scoring every item.
     """
     RecommendRequest, EventsRequest = _request_models(max_history, max_candidates, max_top_k)
-    store = UserStore(state_dir)
     model = pipe.lsrec_model
     catalog = model.catalog
+    if check_retrieval(retrieval) == "faiss":
+        item_index(model)  # seconds on a 1M-item catalog: paid at startup, not by the first request
+    store = UserStore(state_dir)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsrec-model")  # the one thread using the model
     metrics = Metrics()
 
     def score(histories, options):
         with warnings.catch_warnings():  # fewer than top_k left after the exclusion: the response shows it
             warnings.simplefilter("ignore")
-            return pipe(histories, **options)
+            return pipe(histories, retrieval=retrieval, **options)
 
     batcher = MicroBatcher(score, executor, max_wait=max_wait, max_batch=max_batch)
 
@@ -161,6 +181,9 @@ def create_app(pipe, state_dir, max_history=10_000, max_candidates=10_000, max_t
         options = {"top_k": body.top_k, "exclude_history": body.exclude_history, "explain": body.explain}
         if body.candidates is not None:
             options["candidates"] = tuple(catalog.item_ids[i] for i in resolve(body.candidates, "candidates"))
+        if body.scenario is not None:
+            _check_scenario(model.config, body.scenario)
+            options["scenario"] = body.scenario
         if body.user_id is None:
             items = await batcher.submit(history, tuple(sorted(options.items())))
         else:  # one user's state: the pipeline reads it alone (memory is one user's)
@@ -201,7 +224,7 @@ def create_app(pipe, state_dir, max_history=10_000, max_candidates=10_000, max_t
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "items": len(catalog), "model_type": model.config.model_type}
+        return {"status": "ok", "items": len(catalog), "model_type": model.config.model_type, "retrieval": retrieval}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def get_metrics():

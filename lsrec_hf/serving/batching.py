@@ -1,7 +1,8 @@
 """Micro-batching: recommendation requests that arrive within a few milliseconds share one pipeline call.
 
 The pipeline already scores several histories in one forward (left-padded); this queue only gathers them. Requests
-are grouped by their options (top_k, exclude_history, candidates, explain), since one call takes one set of options.
+are grouped by their options (top_k, exclude_history, candidates, explain, scenario), since one call takes one set of
+options.
 """
 
 import asyncio
