@@ -72,6 +72,7 @@ CONFIGS = {
                               "--embedding_layer_norm", "false", "--use_output_bias", "false", "--intermediate_size", "64",
                               "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
     "sasrec-layout": ["--block_layout", "sasrec"],
+    "no-early-stop": ["--patience", "40"],  # the whole 40-epoch cosine schedule, best validation epoch kept
     "sasrec-tokens": ["--block_layout", "sasrec", "--absolute_positions", "true", "--embedding_layer_norm", "false",
                       "--use_output_bias", "false", "--intermediate_size", "64",
                       "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
@@ -114,6 +115,7 @@ DESCRIPTIONS = {
     "sasrec-layout": "lsrec_hf default with SASRec's layers (block_layout sasrec)",
     "group-chunks-excl-sasrec": "lsrec_hf default, chunk-count batches, history items out of the softmax, SASRec's layers",
     "group-chunks-excl-standardized": "lsrec_hf default, chunk-count batches, history items out of the softmax, standardized text",
+    "no-early-stop": "lsrec_hf default trained the whole schedule (patience 40)",
     "sasrec-tokens": "lsrec_hf text+id with SASRec's layers and tokens (as id-only-sasrec-layout, with text)",
     "replay-emulation": "lsrec_hf set up as RePlay's SASRec (id-only, short, SASRec layers, RePlay's schedule and batches)",
     "standardized-text-excl": "lsrec_hf default, standardized text, history items left out of the training softmax",
