@@ -78,13 +78,14 @@ def killed_then_resumed(args, output_dir, port, kind, delay, epoch, log):
     started, appearances, was_there = time.perf_counter(), 0, False
     while process.poll() is None:
         elapsed = time.perf_counter() - started
-        writing = glob.glob(os.path.join(checkpoints, "*.tmp"))
         there = os.path.exists(watched)
         appearances += there and not was_there
         was_there = there
         if (kind != "random" and there and appearances >= epoch) or (kind == "random" and elapsed >= delay):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            # read after the kill: what the resumed run finds on disk is what was being written
+            writing = glob.glob(os.path.join(checkpoints, "*.tmp"))
             landed = {"killed_after_s": round(elapsed, 3), "checkpoint_being_written": sorted(
                 os.path.basename(p) for p in writing)}
             break
