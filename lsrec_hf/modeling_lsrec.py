@@ -542,7 +542,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
             if self.config.loss == "full":
                 scores = self.item_scores(states).float()
                 if self.config.loss_excludes_history:
-                    seen = self._seen_before(input_ids, earlier_ids)[selected]
+                    seen = self._seen_before(input_ids, earlier_ids, selected)
                     seen[torch.arange(len(targets), device=seen.device), targets] = False  # a repeat stays a target
                     scores = scores.masked_fill(seen, float("-inf"))
                 loss = F.cross_entropy(scores, targets, reduction="sum")
@@ -552,18 +552,23 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
             loss = loss / selected.sum().clamp(min=1)
         return LSRecRecommendationOutput(loss=loss, logits=logits, gate=outputs.gate, memory=outputs.memory)
 
-    def _seen_before(self, input_ids, earlier_ids=None):
-        """`[B, T, num_items]` bool: whether each item is in the history up to each position (its own event
-        included: the causal input at position t is the event before the one it predicts)."""
+    def _seen_before(self, input_ids, earlier_ids, selected):
+        """`[selected positions, num_items]` bool: whether each item is in the history up to each selected position
+        (its own event included: the causal input at position t is the event before the one it predicts).
+
+        An item is seen at position t when its first occurrence in the row is at or before t (earlier segments
+        count as position -1): one `[batch, items]` index instead of a `[batch, length, items]` running count.
+        """
         num_items = self.config.num_items
         batch, length = input_ids.shape
         columns = item_indices_or(input_ids, num_items)  # special tokens fall into an extra column, dropped below
-        seen = torch.zeros(batch, length, num_items + 1, dtype=torch.int32, device=input_ids.device)
-        seen = seen.scatter_(2, columns[..., None], 1).cumsum(1) > 0
+        first = torch.full((batch, num_items + 1), length, dtype=torch.long, device=input_ids.device)
+        positions = torch.arange(length, device=input_ids.device).expand(batch, length)
+        first.scatter_reduce_(1, columns, positions, reduce="amin")
         if earlier_ids is not None and earlier_ids.shape[1]:
-            earlier = torch.zeros(batch, num_items + 1, dtype=torch.bool, device=input_ids.device)
-            seen = seen | earlier.scatter_(1, item_indices_or(earlier_ids, num_items), True)[:, None]
-        return seen[..., :num_items]
+            first.scatter_(1, item_indices_or(earlier_ids, num_items), -1)
+        rows, steps = selected.nonzero(as_tuple=True)  # row-major, the order of `tensor[selected]`
+        return first[rows, :num_items] <= steps[:, None]
 
     def _sampled_softmax_loss(self, states, targets):
         """Softmax over [target ; K shared negatives drawn from q], each negative's logit corrected by -log(K q).

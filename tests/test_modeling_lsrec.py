@@ -320,6 +320,24 @@ def test_loss_excludes_history_drops_seen_items_from_the_softmax_but_keeps_a_rep
     assert loss < plain  # fewer negatives
 
 
+def test_seen_items_of_every_selected_position_match_the_history_sets():
+    model = make_model(loss_excludes_history=True)
+    num_items = model.config.num_items
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, 2 + num_items, (3, 9), generator=generator)
+    ids[0, :3] = 0  # padding
+    ids[1, 4] = 1  # a mask token
+    ids[2, 5:] = ids[2, :4].repeat(2)[:4]  # repeats
+    earlier = torch.tensor([[0, 0, 0], [2 + 3, 2 + 4, 0], [2 + 7, 2 + 7, 2 + 1]])
+    selected = torch.rand(3, 9, generator=generator) > 0.3
+    seen = model._seen_before(ids, earlier, selected)
+    expected = []
+    for row, step in selected.nonzero().tolist():
+        history = {token - 2 for token in ids[row, :step + 1].tolist() + earlier[row].tolist() if token >= 2}
+        expected.append([item in history for item in range(num_items)])
+    assert seen.tolist() == expected
+
+
 def test_loss_excludes_history_needs_the_causal_full_softmax():
     with pytest.raises(ValueError, match="loss_excludes_history needs"):
         LSRecConfig(num_items=10, loss_excludes_history=True, objective="cloze")
