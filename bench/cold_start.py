@@ -34,12 +34,12 @@ from accelerate.utils import set_seed
 
 from common import write_result
 import lsrec_hf
-from lsrec_hf.baselines import MostPopular, rank_baseline
-from lsrec_hf.catalog import ItemCatalog
+from lsrec_hf.evaluation.baselines import MostPopular, rank_baseline
+from lsrec_hf.processing.catalog import ItemCatalog
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import rank_examples
-from lsrec_hf.metrics import compute_ranking_metrics
-from lsrec_hf.sequences import EvalExamples, Splits, build_user_sequences, leave_one_out
+from lsrec_hf.evaluation.metrics import compute_ranking_metrics
+from lsrec_hf.processing.sequences import EvalExamples, Splits, build_user_sequences, leave_one_out
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 

@@ -32,11 +32,11 @@ from accelerate.utils import set_seed
 
 from common import SHELVES, item_shelves, write_result
 import lsrec_hf
-from lsrec_hf.context import build_vocab, encode_features, feature_columns
+from lsrec_hf.processing.context import build_vocab, encode_features, feature_columns
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import rank_examples
-from lsrec_hf.metrics import compute_ranking_metrics
-from lsrec_hf.sequences import EvalExamples, Splits, build_user_sequences, leave_one_out
+from lsrec_hf.evaluation.metrics import compute_ranking_metrics
+from lsrec_hf.processing.sequences import EvalExamples, Splits, build_user_sequences, leave_one_out
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 

@@ -14,10 +14,10 @@ import torch
 import transformers
 
 from common import write_result
-from lsrec_hf.tokens import to_tokens
+from lsrec_hf.processing.tokens import to_tokens
 from lsrec_hf.data import load_data
-from lsrec_hf.explain import deletion_test
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.inference.explain import deletion_test
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
 
 def main():

@@ -4,7 +4,7 @@
 
 For each catalog the default configuration (hidden 64, 2 layers, long+short memory, text + id tokens) is built with
 `from_catalog` (random weights and content vectors: the cost does not depend on them), exported with
-`lsrec_hf.export.export_onnx` (history length 200 = 4 segments) and run by onnxruntime. Parity: the largest absolute
+`lsrec_hf.inference.export.export_onnx` (history length 200 = 4 segments) and run by onnxruntime. Parity: the largest absolute
 score difference over the ML-100K test users' real histories. Latency: median seconds of one scoring call (all items
 scored, no top-k) for 1 user and for 256 users, torch `score_next` against onnxruntime, same thread count, same
 left-padded inputs. Writes bench/results/export.json.
@@ -20,9 +20,9 @@ import torch
 from common import median_seconds, write_result
 import lsrec_hf
 from lsrec_hf.data import load_data
-from lsrec_hf.export import OnnxScorer, export_onnx, pad_histories
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
-from lsrec_hf.tokens import to_tokens
+from lsrec_hf.inference.export import OnnxScorer, export_onnx, pad_histories
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.processing.tokens import to_tokens
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

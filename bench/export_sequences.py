@@ -11,7 +11,7 @@ difference there would change the split. This script runs lsrec_hf's own loader 
 The parquet's key-value metadata holds ``lsrec_hf.sequences`` = JSON with ``dataset``, ``source``,
 ``num_items``, ``num_users``, ``num_events``; the same JSON is also written beside it as
 ``<out>.json`` so it can be read without pyarrow. The leave-one-out split itself is done by the
-consumer (it is two slices per user: see ``lsrec_hf.sequences.leave_one_out``).
+consumer (it is two slices per user: see ``lsrec_hf.processing.sequences.leave_one_out``).
 
 Run with lsrec_hf's interpreter, from the repository root:
 
@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lsrec_hf.data import load_data
-from lsrec_hf.sequences import build_user_sequences
+from lsrec_hf.processing.sequences import build_user_sequences
 
-METADATA_KEY = b"lsrec_hf.sequences"
+METADATA_KEY = b"lsrec_hf.sequences"  # a name in the parquet files written so far, not a module path: keep
 
 
 def parse_args(argv=None):

@@ -8,7 +8,7 @@ files, as `recipes/` write them. Each mutation damages one file of a fresh copy 
 model.safetensors, the shard index, manifest.json, adapter_config.json); the copy is then loaded, in a forked child
 process with a time limit and a memory limit (`resource.setrlimit(RLIMIT_AS)`), by what a user calls:
 `AutoModel.from_pretrained(folder)` and `pipeline("recommendation", model=folder)(history)`, or for a manifest
-`lsrec_hf.checkpointing.verify_manifest` (what `--resume` checks). A mutation passes when every load raises an
+`lsrec_hf.training.checkpointing.verify_manifest` (what `--resume` checks). A mutation passes when every load raises an
 exception whose message names the damaged file, within `--max_seconds` and a peak RSS of `--max_rss_mib`.
 Prints a markdown table (mutation, outcome, seconds, peak RSS) and writes bench/results/probe.json.
 """
@@ -32,7 +32,7 @@ from common import write_result
 
 import lsrec_hf  # noqa: F401  (registers the model and the "recommendation" task)
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.checkpointing import write_manifest
+from lsrec_hf.training.checkpointing import write_manifest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_ITEMS = 20
@@ -192,7 +192,7 @@ def loads(kind, folder):
     """What a user calls on such a folder: (description, call) pairs."""
     from transformers import AutoModel, pipeline
 
-    from lsrec_hf.checkpointing import verify_manifest
+    from lsrec_hf.training.checkpointing import verify_manifest
 
     if kind == "manifest":
         return [("verify_manifest", lambda: verify_manifest(folder))]

@@ -32,12 +32,12 @@ import torch
 
 from common import write_result
 import lsrec_hf
-from lsrec_hf.baselines import ItemKNN, MostPopular, rank_baseline
+from lsrec_hf.evaluation.baselines import ItemKNN, MostPopular, rank_baseline
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import rank_examples
-from lsrec_hf.metrics import compute_ranking_metrics
-from lsrec_hf.metrics.beyond_accuracy import beyond_accuracy_metrics
-from lsrec_hf.sequences import build_user_sequences, item_counts, leave_one_out
+from lsrec_hf.evaluation.metrics import compute_ranking_metrics
+from lsrec_hf.evaluation.metrics.beyond_accuracy import beyond_accuracy_metrics
+from lsrec_hf.processing.sequences import build_user_sequences, item_counts, leave_one_out
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,7 @@ wrapper (``replay.nn.lightning.LightningModule``), the metric callback (``Comput
 seen-items postprocessor (``SeenItemsFilter``). Only the split comes from lsrec_hf, through the parquet of
 per-user sequences that ``bench/export_sequences.py`` writes with lsrec_hf's own loader.
 
-Protocol ("leave-one-out, full ranking, history excluded"), identical to ``lsrec_hf.sequences.leave_one_out``
+Protocol ("leave-one-out, full ranking, history excluded"), identical to ``lsrec_hf.processing.sequences.leave_one_out``
 and ``lsrec_hf.evaluation``:
   * a user with >= 3 events: train on items[:-2]; validation target items[-2] given items[:-2]; test
     target items[-1] given items[:-1]. Users with < 3 events are train-only.
@@ -59,7 +59,7 @@ from datetime import datetime, timezone
 K_VALUES = (10, 20)
 PROTOCOL = {True: "leave-one-out, full ranking, history excluded",
             False: "leave-one-out, full ranking, history not excluded"}
-METADATA_KEY = b"lsrec_hf.sequences"
+METADATA_KEY = b"lsrec_hf.sequences"  # a name in the parquet files written so far, not a module path: keep
 
 
 def parse_args(argv=None):

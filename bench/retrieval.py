@@ -15,7 +15,7 @@ Measured, each path end to end from the token histories (the user encoding is th
     representations from the content embeddings on every call);
   * exact, cached vectors: one matmul against the precomputed `[v_i, b_i]` + mask + `topk` (the least an exact
     search costs);
-  * faiss: `lsrec_hf.retrieval.retrieve` on the `--index` index (history excluded by over-fetching and filtering).
+  * faiss: `lsrec_hf.model.retrieval.retrieve` on the `--index` index (history excluded by over-fetching and filtering).
 Recall@10 = |faiss top-10 ∩ exact top-10| / 10, over all users. Latency: p50/p99 over `--repeats` calls for 1 user
 and for a batch of 256 users. The index build time is reported separately. Prints a markdown table, writes
 bench/results/retrieval.json.
@@ -37,8 +37,8 @@ import faiss  # noqa: E402
 
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation  # noqa: E402
 from lsrec_hf.evaluation import mask_history  # noqa: E402
-from lsrec_hf.retrieval import item_index, item_vectors, next_user_states, retrieve  # noqa: E402
-from lsrec_hf.tokens import to_tokens  # noqa: E402
+from lsrec_hf.model.retrieval import item_index, item_vectors, next_user_states, retrieve  # noqa: E402
+from lsrec_hf.processing.tokens import to_tokens  # noqa: E402
 
 HISTORY_LENGTH = 20
 TOP_K = 10

@@ -24,7 +24,7 @@ import time
 import torch
 
 from common import write_result
-from lsrec_hf.tokens import to_tokens
+from lsrec_hf.processing.tokens import to_tokens
 
 NUM_ITEMS, CONTENT_DIM = 1682, 384
 

@@ -40,8 +40,8 @@ from retrieval import histories as popular_histories, set_bias_to_popularity, sy
 
 from lsrec_hf import ItemCatalog  # noqa: E402
 from lsrec_hf.data import load_data  # noqa: E402
-from lsrec_hf.sequences import build_user_sequences, leave_one_out  # noqa: E402
-from lsrec_hf.tokens import to_indices  # noqa: E402
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out  # noqa: E402
+from lsrec_hf.processing.tokens import to_indices  # noqa: E402
 
 EVENTS_EVERY = 4  # one request in 4 posts events; the others ask for recommendations
 
@@ -74,7 +74,7 @@ def _free_port():
 def served(model_dir, flags, threads, work_dir, startup_timeout):
     """`(base url, startup seconds, pid)` of `lsrec serve` on `model_dir`, stopped on exit; its log in `work_dir`."""
     port = _free_port()
-    command = [sys.executable, "-m", "lsrec_hf.cli", "serve", "--model", model_dir, "--port", str(port),
+    command = [sys.executable, "-m", "lsrec_hf.inference.cli", "serve", "--model", model_dir, "--port", str(port),
                "--state-dir", os.path.join(work_dir, "state"), "--device", "cpu", *flags]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     log_path = os.path.join(work_dir, "server.log")

@@ -32,10 +32,10 @@ import torch
 
 from common import write_result
 import lsrec_hf
-from lsrec_hf.collator import EvaluationCollator
+from lsrec_hf.processing.collator import EvaluationCollator
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import mask_history
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

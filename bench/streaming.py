@@ -13,8 +13,8 @@ import torch
 import transformers
 
 from common import median_seconds, write_result
-from lsrec_hf.tokens import to_tokens
-from lsrec_hf.user_state import encode_user, fold_in, score_state
+from lsrec_hf.processing.tokens import to_tokens
+from lsrec_hf.inference.user_state import encode_user, fold_in, score_state
 
 
 

@@ -35,9 +35,9 @@ from common import item_shelves, write_result
 import lsrec_hf
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
-from lsrec_hf.finetuning import DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, add_lora_adapter
-from lsrec_hf.recipe_utils import comma_separated_names
-from lsrec_hf.sequences import Splits, UserSequences, build_user_sequences, leave_one_out, temporal_split
+from lsrec_hf.training.finetuning import DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, add_lora_adapter
+from lsrec_hf.training.recipe_utils import comma_separated_names
+from lsrec_hf.processing.sequences import Splits, UserSequences, build_user_sequences, leave_one_out, temporal_split
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 

@@ -12,8 +12,8 @@ from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" pipeline)
 from lsrec_hf.data import load_data
-from lsrec_hf.explain import item_name
-from lsrec_hf.sequences import build_user_sequences
+from lsrec_hf.inference.explain import item_name
+from lsrec_hf.processing.sequences import build_user_sequences
 
 
 def format_weights(weights):

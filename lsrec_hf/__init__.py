@@ -4,10 +4,10 @@ from importlib import metadata as _metadata
 
 from transformers import AutoConfig, AutoModel
 
-from .catalog import ItemCatalog
-from .configuration_lsrec import LSRecConfig
-from .modeling_lsrec import LSRecForSequentialRecommendation, LSRecMemory, LSRecModel
-from .pipeline_recommendation import RecommendationPipeline  # registers the "recommendation" pipeline task
+from .processing.catalog import ItemCatalog
+from .model.configuration_lsrec import LSRecConfig
+from .model.modeling_lsrec import LSRecForSequentialRecommendation, LSRecMemory, LSRecModel
+from .inference.pipeline_recommendation import RecommendationPipeline  # registers the "recommendation" pipeline task
 
 try:  # the installed distribution's version: one number, in pyproject.toml
     __version__ = _metadata.version("lsrec_hf")

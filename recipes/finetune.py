@@ -25,9 +25,9 @@ from transformers import AutoModel, HfArgumentParser
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
-from lsrec_hf.finetuning import DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, add_lora_adapter, grow_catalog
-from lsrec_hf.paths import BASE_MODEL_DIR
-from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, load_dataset,
+from lsrec_hf.training.finetuning import DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, add_lora_adapter, grow_catalog
+from lsrec_hf.sharing.paths import BASE_MODEL_DIR
+from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, load_dataset,
                                    make_splits, parse_recipe_args, run_recipe, setup_logging, test_and_save)
 from lsrec_hf.training import TrainingArguments, train
 
@@ -93,7 +93,7 @@ def main(argv=None):
                         f"the Hub; use --full_finetune true, or push the grown base first")
     if not finetune_args.full_finetune and (added or local_base):
         # The adapter's folder carries the base it needs (grown, or a local one), named relative to the folder, so
-        # that the folder can be moved or shared (lsrec_hf.paths); a Hub base is named by its id.
+        # that the folder can be moved or shared (lsrec_hf.sharing.paths); a Hub base is named by its id.
         if accelerator.is_main_process:
             base.save_pretrained(os.path.join(train_args.output_dir, BASE_MODEL_DIR))
             base.config.save_pretrained(train_args.output_dir)  # so that transformers lets LSRec resolve the base

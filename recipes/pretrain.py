@@ -16,8 +16,8 @@ from accelerate.utils import set_seed
 from transformers import HfArgumentParser
 
 import lsrec_hf
-from lsrec_hf.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES, LSRecConfig
-from lsrec_hf.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names,
+from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES, LSRecConfig
+from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names,
                                    feature_vocabularies, load_dataset, make_splits, parse_recipe_args, run_recipe,
                                    setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts

@@ -6,6 +6,7 @@ import torch
 
 from lsrec_hf import ItemCatalog, LSRecForSequentialRecommendation
 from lsrec_hf.data import fetch_ml100k_offline
+from lsrec_hf.data.movielens import ML100K_GENRES
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,3 +70,44 @@ def ml100k_slice(tmp_path_factory):
         with open(os.path.join(source, f"ml-100k.{suffix}"), encoding="utf-8") as f:
             (target / f"ml-100k-slice.{suffix}").write_text(f.read(), encoding="utf-8")
     return str(target)
+
+
+# GroupLens MovieLens layouts in miniature (tests/test_data_movielens.py, tests/test_hostile_input.py).
+def item_line(item_id, title, date, genres):
+    flags = ["1" if g in genres else "0" for g in ML100K_GENRES]
+    return "|".join([str(item_id), title, date, "", f"http://imdb/{item_id}", *flags]) + "\n"
+
+
+def write_ml100k(folder, with_genre_file=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "u.data").write_text("1\t1\t5\t874965758\n1\t2\t3\t876893171\n2\t1\t4\t888550871\n2\t3\t1\t888550000\n")
+    items = item_line(1, "Toy Story (1995)", "01-Jan-1995", ["Animation", "Children's", "Comedy"])
+    items += item_line(2, "Café (1999)", "01-Jan-1999", ["Drama"])
+    items += item_line(3, "unknown", "05-May-1996", ["unknown"])
+    (folder / "u.item").write_bytes(items.encode("latin-1"))
+    if with_genre_file:
+        (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(ML100K_GENRES)) + "\n")
+    (folder / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
+    return folder
+
+
+def write_ml1m(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.dat").write_text("1::1193::5::978300760\n1::260::3::978302109\n2::1193::4::978298413\n")
+    movies = "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+    movies += "260::Star Wars: Episode IV - A New Hope (1977)::Action|Adventure|Sci-Fi\n"
+    movies += "7::Café au lait (1993)::Comedy\n"
+    (folder / "movies.dat").write_bytes(movies.encode("latin-1"))
+    (folder / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
+    return folder
+
+
+def write_csv_layout(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,11,4.5,964982703\n1,12,3.0,964981247\n2,11,2.0,964982224\n"
+    )
+    (folder / "movies.csv").write_text(
+        'movieId,title,genres\n11,"American President, The (1995)",Comedy|Drama|Romance\n12,Babylon 5,(no genres listed)\n'
+    )
+    return folder

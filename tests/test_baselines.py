@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lsrec_hf.baselines import ItemKNN, MostPopular, evaluate_baseline, rank_baseline
-from lsrec_hf.sequences import EvalExamples
+from lsrec_hf.evaluation.baselines import ItemKNN, MostPopular, evaluate_baseline, rank_baseline
+from lsrec_hf.processing.sequences import EvalExamples
 
 # 4 users over 5 items
 TRAIN = [np.array([0, 1, 2]), np.array([0, 1]), np.array([1, 3]), np.array([0, 1, 1])]
@@ -48,7 +48,7 @@ def test_item_knn_keeps_only_the_nearest_neighbours():
 
 def test_baseline_metrics_on_real_movielens(ml100k_slice):
     from lsrec_hf.data import load_data
-    from lsrec_hf.sequences import build_user_sequences, leave_one_out
+    from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
     data = load_data(ml100k_slice)
     splits = leave_one_out(build_user_sequences(data.interactions, data.catalog))

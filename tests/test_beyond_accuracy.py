@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsrec_hf.metrics.beyond_accuracy import beyond_accuracy_metrics, catalog_coverage, intra_list_diversity, novelty
+from lsrec_hf.evaluation.metrics.beyond_accuracy import beyond_accuracy_metrics, catalog_coverage, intra_list_diversity, novelty
 
 
 def test_coverage_counts_distinct_items_in_the_top_k():

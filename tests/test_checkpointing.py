@@ -15,9 +15,9 @@ from transformers import AutoModel
 
 from conftest import ROOT, SMALL_MODEL, run, save_tiny_model
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.checkpointing import (RESUME_FILES, CheckpointError, find_resumable, load_checkpoint, save_checkpoint,
+from lsrec_hf.training.checkpointing import (RESUME_FILES, CheckpointError, find_resumable, load_checkpoint, save_checkpoint,
                                     verify_manifest)
-from lsrec_hf.paths import CheckpointPathError
+from lsrec_hf.sharing.paths import CheckpointPathError
 
 
 def _run_parts(seed=0):

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from lsrec_hf.collator import EvaluationCollator, LengthBucketSampler, TrainingCollator
-from lsrec_hf.context import target_scenario_ids
-from lsrec_hf.tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
+from lsrec_hf.processing.collator import EvaluationCollator, LengthBucketSampler, TrainingCollator
+from lsrec_hf.processing.context import target_scenario_ids
+from lsrec_hf.processing.tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID
 
 SEQUENCES = [np.array([5, 6, 7, 8, 9, 10, 11]), np.array([1, 2, 3])]
 

@@ -11,13 +11,13 @@ from transformers import AutoModel, pipeline
 
 import lsrec_hf
 from conftest import ROOT, SMALL_MODEL, run
-from lsrec_hf.collator import EvaluationCollator, TrainingCollator
-from lsrec_hf.context import build_vocab, encode, encode_target_context, feature_columns, time_feature
+from lsrec_hf.processing.collator import EvaluationCollator, TrainingCollator
+from lsrec_hf.processing.context import build_vocab, encode, encode_target_context, feature_columns, time_feature
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
-from lsrec_hf.sequences import EvalExamples, build_user_sequences, leave_one_out
-from lsrec_hf.tokens import to_tokens
-from lsrec_hf.user_state import encode_user
+from lsrec_hf.processing.sequences import EvalExamples, build_user_sequences, leave_one_out
+from lsrec_hf.processing.tokens import to_tokens
+from lsrec_hf.inference.user_state import encode_user
 
 SCENARIOS = ["home", "search", "shelf"]
 
@@ -187,7 +187,7 @@ def test_recipe_trains_with_context_and_reports_each_scenario(ml100k_slice, tmp_
     assert model.config.feature_names == ["hour", "weekday", "gender"]
     data = load_data(ml100k_slice)
     frame = feature_columns(data, ["hour", "weekday"], ["gender"])
-    from lsrec_hf.context import encode_features
+    from lsrec_hf.processing.context import encode_features
 
     sequences = build_user_sequences(data.interactions, data.catalog, encode_features(frame, model.config.feature_vocab))
     reloaded = evaluate_ranking(model, leave_one_out(sequences).test)

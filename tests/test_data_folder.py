@@ -6,7 +6,7 @@ import pytest
 
 from conftest import ROOT
 from lsrec_hf.data import DataError, load_data, load_folder
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT, SMALL_MODEL, run
 from lsrec_hf.data import DataError, load_data, load_tenrec
-from lsrec_hf.sequences import build_user_sequences
+from lsrec_hf.processing.sequences import build_user_sequences
 
 VIDEO_HEADER = "user_id,item_id,click,follow,like,share,video_category,watching_times,gender,age\n"
 ARTICLE_HEADER = ("user_id,item_id,click,gender,age,exposure_count,click_count,like_count,comment_count,"

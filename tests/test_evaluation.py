@@ -6,10 +6,10 @@ import torch
 
 from conftest import save_tiny_model
 from lsrec_hf import LSRecForSequentialRecommendation
-from lsrec_hf.collator import EvaluationCollator
+from lsrec_hf.processing.collator import EvaluationCollator
 from lsrec_hf.evaluation import evaluate_ranking, rank_examples, ranking_name
-from lsrec_hf.metrics import compute_ranking_metrics
-from lsrec_hf.sequences import EvalExamples
+from lsrec_hf.evaluation.metrics import compute_ranking_metrics
+from lsrec_hf.processing.sequences import EvalExamples
 
 NUM_ITEMS = 12
 HISTORIES = [[0, 3, 5], [7], [2, 2, 9, 11, 4], [1, 6]]

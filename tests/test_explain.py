@@ -4,7 +4,7 @@ from unittest import mock
 import pytest
 import torch
 
-import lsrec_hf.explain as explain
+import lsrec_hf.inference.explain as explain
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
 from lsrec_hf.evaluation import mask_history
 

@@ -9,9 +9,9 @@ import torch
 from conftest import run, save_tiny_model
 from lsrec_hf import LSRecForSequentialRecommendation
 from lsrec_hf.data import load_data
-from lsrec_hf.export import OnnxScorer, export_onnx, pad_histories
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
-from lsrec_hf.tokens import to_tokens
+from lsrec_hf.inference.export import OnnxScorer, export_onnx, pad_histories
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.processing.tokens import to_tokens
 
 pytest.importorskip("onnxruntime")
 
@@ -66,7 +66,7 @@ def test_short_only_model_exports_one_segment(ml100k_slice, tmp_path):
 def test_lsrec_export_onnx_command(tmp_path):
     model_dir = save_tiny_model(tmp_path / "model", [f"Movie {i}" for i in range(30)])
     out = tmp_path / "exported" / "model.onnx"
-    result = run([sys.executable, "-m", "lsrec_hf.cli", "export", "onnx", "--model", str(model_dir),
+    result = run([sys.executable, "-m", "lsrec_hf.inference.cli", "export", "onnx", "--model", str(model_dir),
                   "--output", str(out), "--max_length", "8"])
     assert "input_ids [batch, 8]" in result and "scores [batch, 30]" in result
     model = LSRecForSequentialRecommendation.from_pretrained(model_dir).eval()

@@ -16,8 +16,8 @@ import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from conftest import ROOT, SMALL_MODEL, TINY, run, tiny_table
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
-from lsrec_hf.finetuning import DEFAULT_LORA_TARGETS, add_lora_adapter
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.training.finetuning import DEFAULT_LORA_TARGETS, add_lora_adapter
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
 PRETRAIN = os.path.join(ROOT, "recipes", "pretrain.py")
 FINETUNE = os.path.join(ROOT, "recipes", "finetune.py")

@@ -18,17 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import save_tiny_model
-from test_data_movielens import write_csv_layout, write_ml100k, write_ml1m
+from conftest import save_tiny_model, write_csv_layout, write_ml100k, write_ml1m
 from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
 from lsrec_hf import LSRecForSequentialRecommendation
-from lsrec_hf.tokens import to_tokens
+from lsrec_hf.processing.tokens import to_tokens
 from lsrec_hf.data import DataError, from_hf_dataset, load_atomic, load_data, load_movielens, load_tabular
 from lsrec_hf.data.movielens import split_title_year
-from lsrec_hf.sequences import build_user_sequences, leave_one_out
-from lsrec_hf.user_state import encode_user
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.inference.user_state import encode_user
 
 HEADER = "user_id,item_id,timestamp\n"
 INTER = "user_id:token\titem_id:token\ttimestamp:float\n"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsrec_hf.catalog import DEFAULT_TEXT_TEMPLATE
+from lsrec_hf.processing.catalog import DEFAULT_TEXT_TEMPLATE
 from lsrec_hf.data import DataError, render_item_text
 from lsrec_hf.data.item_text import template_fields
 

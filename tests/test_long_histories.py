@@ -5,8 +5,8 @@ import torch
 from accelerate import Accelerator
 
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.modeling_lsrec import LSRecAttention
-from lsrec_hf.sequences import EvalExamples, Splits
+from lsrec_hf.model.modeling_lsrec import LSRecAttention
+from lsrec_hf.processing.sequences import EvalExamples, Splits
 from lsrec_hf.training import TrainingArguments, train
 
 EVENTS, SEGMENT, MEMORY = 20_000, 50, 50

@@ -13,7 +13,7 @@ import evaluate
 import numpy as np
 import pytest
 
-from lsrec_hf.metrics import (
+from lsrec_hf.evaluation.metrics import (
     FULL_RANKING_PATH,
     compute_ranking_metrics,
     load_full_ranking_metric,
@@ -190,7 +190,7 @@ def test_equals_recboles_own_code_on_fixed_ranked_lists():
     import json
     import pathlib
 
-    from lsrec_hf.metrics import compute_ranking_metrics
+    from lsrec_hf.evaluation.metrics import compute_ranking_metrics
 
     oracle = json.loads((pathlib.Path(__file__).parent / "data" / "recbole_metric_oracle.json").read_text())
     ours = compute_ranking_metrics(oracle["ranked"], oracle["targets"], oracle["topk"], num_items=oracle["num_items"])

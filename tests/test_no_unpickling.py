@@ -18,7 +18,7 @@ FORBIDDEN = [
 
 def test_sources_were_found():  # the scan below is not vacuous: it reads the package and the recipes
     found = {str(path.relative_to(ROOT)) for path in SOURCES}
-    assert {"lsrec_hf/modeling_lsrec.py", "lsrec_hf/checkpointing.py", "recipes/pretrain.py"} <= found
+    assert {"lsrec_hf/model/modeling_lsrec.py", "lsrec_hf/training/checkpointing.py", "recipes/pretrain.py"} <= found
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -15,8 +15,8 @@ import pytest
 
 from conftest import ROOT, SMALL_MODEL
 
-TEMPLATE = os.path.join("lsrec_hf", "model_card_template.md")
-METRIC_MODULE = os.path.join("lsrec_hf", "metrics", "full_ranking", "full_ranking.py")
+TEMPLATE = os.path.join("lsrec_hf", "sharing", "model_card_template.md")
+METRIC_MODULE = os.path.join("lsrec_hf", "evaluation", "metrics", "full_ranking", "full_ranking.py")
 # What a build reads; copied so that building leaves no build/ or egg-info behind in the checkout.
 SOURCES = ["pyproject.toml", "MANIFEST.in", "README.md", "CHANGELOG.md", "lsrec_hf", "model_cards"]
 
@@ -38,7 +38,8 @@ def test_the_design_cards_template_is_the_one_the_package_ships():
 
 
 def test_a_missing_template_is_an_error_not_a_poorer_card(monkeypatch):
-    from lsrec_hf import LSRecConfig, model_card
+    from lsrec_hf import LSRecConfig
+    from lsrec_hf.sharing import model_card
 
     monkeypatch.setattr(model_card, "TEMPLATE_NAME", "no_such_template.md")
     with pytest.raises(FileNotFoundError):

@@ -7,8 +7,8 @@ from transformers import AutoModel, pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.pipeline_recommendation import RecommendationPipeline
-from lsrec_hf.user_state import encode_user
+from lsrec_hf.inference.pipeline_recommendation import RecommendationPipeline
+from lsrec_hf.inference.user_state import encode_user
 
 NUM_ITEMS = 30
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc_in", "fc_out", "text_proj"]

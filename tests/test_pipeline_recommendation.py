@@ -6,9 +6,9 @@ from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.modeling_lsrec import LSRecNextItemOutput
-from lsrec_hf.pipeline_recommendation import RecommendationPipeline
-from lsrec_hf.user_state import encode_user, fold_in, score_state
+from lsrec_hf.model.modeling_lsrec import LSRecNextItemOutput
+from lsrec_hf.inference.pipeline_recommendation import RecommendationPipeline
+from lsrec_hf.inference.user_state import encode_user, fold_in, score_state
 
 NUM_ITEMS = 30
 TITLES = [f"Movie {i} ({1970 + i})" for i in range(NUM_ITEMS)]
@@ -130,7 +130,7 @@ def test_state_continues_a_user_state(recommend):
     fresh = recommend(older + new, top_k=5, exclude_history=False)
     assert [i["item_id"] for i in from_state] == [i["item_id"] for i in fresh]
     assert [i["score"] for i in from_state] == pytest.approx([i["score"] for i in fresh], abs=1e-5)
-    # 2 new events: not a whole chunk, so a reading of its own, the state's (see lsrec_hf.user_state)
+    # 2 new events: not a whole chunk, so a reading of its own, the state's (see lsrec_hf.inference.user_state)
     scores = score_state(model, fold_in(model, state, [22, 23]))[0][0]
     for item in recommend(new[:2], state=state, top_k=5, exclude_history=False):
         assert item["score"] == pytest.approx(scores[int(item["item_id"][1:])].item(), abs=1e-5)

@@ -4,8 +4,8 @@ from transformers import pipeline
 
 import lsrec_hf  # noqa: F401  (registers the "recommendation" task)
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.profile import interest_profile, item_aspects, title_keywords
-from lsrec_hf.user_state import encode_user
+from lsrec_hf.inference.profile import interest_profile, item_aspects, title_keywords
+from lsrec_hf.inference.user_state import encode_user
 
 # A catalog shaped like ML-100K's: titles without the year, "year" as a string ("" when unknown), genre lists.
 ITEMS = [

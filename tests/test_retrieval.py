@@ -13,12 +13,12 @@ from transformers import pipeline  # noqa: E402
 
 import lsrec_hf  # noqa: E402,F401  (registers the "recommendation" task)
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation  # noqa: E402
-from lsrec_hf.collator import TrainingCollator  # noqa: E402
+from lsrec_hf.processing.collator import TrainingCollator  # noqa: E402
 from lsrec_hf.data import load_data  # noqa: E402
 from lsrec_hf.evaluation import evaluate_ranking, rank_examples  # noqa: E402
-from lsrec_hf.retrieval import invalidate, item_index, item_vectors, retrieve  # noqa: E402
-from lsrec_hf.sequences import build_user_sequences, leave_one_out  # noqa: E402
-from lsrec_hf.tokens import to_tokens  # noqa: E402
+from lsrec_hf.model.retrieval import invalidate, item_index, item_vectors, retrieve  # noqa: E402
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out  # noqa: E402
+from lsrec_hf.processing.tokens import to_tokens  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_flat_index_gives_exactly_the_exact_top_k_and_scores(model, trained):
 
 def test_the_item_vectors_fold_the_bias_in_so_an_inner_product_is_the_score(model, trained):
     input_ids = histories(trained[1], users=3)
-    from lsrec_hf.retrieval import next_user_states
+    from lsrec_hf.model.retrieval import next_user_states
 
     states, _ = next_user_states(model, input_ids)
     scores = torch.cat([states, torch.ones(len(states), 1)], dim=1) @ item_vectors(model).T

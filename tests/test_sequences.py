@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lsrec_hf import ItemCatalog
-from lsrec_hf.sequences import build_user_sequences, item_counts, leave_one_out, temporal_split
+from lsrec_hf.processing.sequences import build_user_sequences, item_counts, leave_one_out, temporal_split
 
 CATALOG = ItemCatalog(["a", "b", "c", "d", "e"], [""] * 5, ["item a", "item b", "item c", "item d", "item e"])
 

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from transformers import pipeline
 
 import lsrec_hf  # noqa: F401 - registers the "recommendation" task
-from lsrec_hf import pipeline_recommendation
-from lsrec_hf.tokens import to_tokens
-from lsrec_hf.serving import create_app
-from lsrec_hf.user_state import UserState, encode_user, fold_in
+from lsrec_hf.inference import pipeline_recommendation
+from lsrec_hf.processing.tokens import to_tokens
+from lsrec_hf.inference.serving import create_app
+from lsrec_hf.inference.user_state import UserState, encode_user, fold_in
 
 from conftest import ROOT, save_tiny_model
 
@@ -258,7 +258,7 @@ def _free_port():
 
 def _start_server(model_dir, state_dir, port):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "lsrec_hf.cli", "serve", "--model", model_dir, "--state-dir", state_dir,
+    command = [sys.executable, "-m", "lsrec_hf.inference.cli", "serve", "--model", model_dir, "--state-dir", state_dir,
                "--port", str(port), "--device", "cpu"]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

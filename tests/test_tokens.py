@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lsrec_hf import ItemCatalog
-from lsrec_hf.tokens import (MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or,
+from lsrec_hf.processing.tokens import (MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or,
                              item_set, to_indices, to_tokens)
 
 CATALOG = ItemCatalog(["a", "b", "c", "d"], ["A", "B", "C", "D"], ["ta", "tb", "tc", "td"])

@@ -7,7 +7,7 @@ from accelerate import Accelerator
 
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation
 from lsrec_hf.data import load_data
-from lsrec_hf.sequences import build_user_sequences, item_counts, leave_one_out
+from lsrec_hf.processing.sequences import build_user_sequences, item_counts, leave_one_out
 from lsrec_hf.training import TrainingArguments, train
 
 

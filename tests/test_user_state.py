@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lsrec_hf import LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.user_state import UserState, encode_user, fold_in, score_state
+from lsrec_hf.inference.user_state import UserState, encode_user, fold_in, score_state
 
 NUM_ITEMS = 30
 

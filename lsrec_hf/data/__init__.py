@@ -1,5 +1,8 @@
-"""Loaders that turn recommendation data into a :class:`RecDataset`: interactions as a
-``datasets.Dataset`` plus the :class:`~lsrec_hf.catalog.ItemCatalog` of every item."""
+"""Data: loaders that turn recommendation data into a RecDataset; the first stage, imports no other (but the catalog).
+
+A :class:`RecDataset` holds the interactions as a ``datasets.Dataset`` plus the
+:class:`~lsrec_hf.processing.catalog.ItemCatalog` of every item.
+"""
 
 import os
 import re

@@ -10,7 +10,7 @@ They are tab-separated with a header of ``name:type`` fields, e.g.::
 
 import os
 
-from ..catalog import DEFAULT_TEXT_TEMPLATE
+from .item_text import DEFAULT_TEXT_TEMPLATE
 from .errors import DataError, shown
 from .reader import read_delimited, separator_hint
 from .recdataset import GENRES, TITLE, YEAR, build_rec_dataset

@@ -6,7 +6,7 @@ import string
 import numpy as np
 import pandas as pd
 
-from ..catalog import DEFAULT_TEXT_TEMPLATE
+from ..processing.catalog import DEFAULT_TEXT_TEMPLATE
 from .errors import DataError, shown
 
 # Fields every loader knows about; a template may use them even when a dataset lacks them.

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..catalog import DEFAULT_TEXT_TEMPLATE
+from .item_text import DEFAULT_TEXT_TEMPLATE
 from ..utils import cache_root
 from .errors import DataError, shown
 from .reader import read_delimited

@@ -16,9 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from ..catalog import DEFAULT_TEXT_TEMPLATE, ItemCatalog
+from ..processing.catalog import ItemCatalog
 from .errors import DataError, shown, shown_columns
-from .item_text import STANDARD_FIELDS, render_item_text, template_fields
+from .item_text import DEFAULT_TEXT_TEMPLATE, STANDARD_FIELDS, render_item_text, template_fields
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class RecDataset:
     Exact duplicate events, rows that repeat an earlier row's (user_id, item_id, timestamp), are
     dropped by default (the first is kept; counted, logged): usually one event logged twice.
     Loaders take ``duplicates="keep"`` to keep them, e.g. for purchase logs with coarse timestamps.
-    Users with a single event are kept (see :func:`lsrec_hf.sequences.leave_one_out`).
+    Users with a single event are kept (see :func:`lsrec_hf.processing.sequences.leave_one_out`).
     Rows are not sorted; sort by (user_id, timestamp) with a stable sort so that events with equal
     timestamps keep the order of the source.
     """

@@ -16,7 +16,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from ..catalog import DEFAULT_TEXT_TEMPLATE
+from .item_text import DEFAULT_TEXT_TEMPLATE
 from .errors import DataError, shown
 from .reader import Table, check_file, read_any
 from .recdataset import GENRES, ITEM, RATING, TEXT, TIME, TITLE, USER, YEAR, build_rec_dataset

@@ -26,7 +26,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..catalog import DEFAULT_TEXT_TEMPLATE
+from .item_text import DEFAULT_TEXT_TEMPLATE
 from .errors import DataError, shown
 from .reader import Table, read_delimited
 from .recdataset import GENRES, ITEM, TIME, USER, build_rec_dataset

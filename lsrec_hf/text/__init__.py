@@ -1,4 +1,4 @@
-"""Item text -> content embeddings."""
+"""Data (text): item text -> content embeddings, cached on disk; imports no other stage."""
 
 from .embeddings import DEFAULT_TEXT_ENCODER, embedding_cache_key, encode_texts, resolve_text_encoder
 

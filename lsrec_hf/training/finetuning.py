@@ -8,7 +8,7 @@ import logging
 
 from peft import LoraConfig, get_peft_model
 
-from .text import encode_texts
+from ..text import encode_texts
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.errors import DataError
+from ..data.errors import DataError
 
 logger = logging.getLogger(__name__)
 

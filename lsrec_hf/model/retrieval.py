@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 import torch
 
-from .tokens import item_set
+from ..processing.tokens import item_set
 
 RETRIEVAL_CHOICES = ("exact", "faiss")
 

@@ -14,9 +14,9 @@ from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .collator import EvaluationCollator
-from .tokens import item_indices_or
-from .retrieval import check_retrieval, retrieve
+from ..processing.collator import EvaluationCollator
+from ..processing.tokens import item_indices_or
+from ..model.retrieval import check_retrieval, retrieve
 
 DEFAULT_K_VALUES = (10, 20)
 
@@ -51,7 +51,7 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
 
     With `exclude_history` (the default) no item of a user's input history is ranked; without it a
     history item may take any place, as in RecBole's protocol.
-    `retrieval="faiss"` takes the top-k from the model's faiss index (`lsrec_hf.retrieval`) instead of scoring
+    `retrieval="faiss"` takes the top-k from the model's faiss index (`lsrec_hf.model.retrieval`) instead of scoring
     the whole catalog (`"exact"`, the default); a list is then shorter only where the index found too few items.
 
     Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`, and
@@ -106,7 +106,7 @@ def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values
 
     `exclude_history`: remove the items of each user's input history from the ranking (see the module's note).
     `retrieval`: `"exact"` (the default) scores every item; `"faiss"` searches the model's index
-    (`lsrec_hf.retrieval`), approximate unless it is a `"Flat"` one.
+    (`lsrec_hf.model.retrieval`), approximate unless it is a `"Flat"` one.
     """
     ranked, targets, gates, positions = rank_examples(model, examples, accelerator, batch_size, max(k_values),
                                                       max_length, description, return_positions=True,

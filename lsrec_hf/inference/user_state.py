@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .modeling_lsrec import LSRecMemory
+from ..model.modeling_lsrec import LSRecMemory
 
 
 def short_segment_length(config):

@@ -3,7 +3,7 @@
 A count-based profile of the item attributes, not a reading of the model: each event adds one to each of its item's
 genres (any list-valued catalog attribute), to the decade of its year and to each keyword of its title, and the
 weights are those counts divided by their sum. It describes what the user interacted with; what drove a
-recommendation is for `lsrec_hf.explain`.
+recommendation is for `lsrec_hf.inference.explain`.
 
 The split is the model's: short-term is the events of the short segment the model reads last, long-term the events
 before it (none when the history fits in the short segment: the long-term profile is then `{}`).

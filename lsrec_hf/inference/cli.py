@@ -7,7 +7,7 @@
 import argparse
 import os
 
-from .retrieval import RETRIEVAL_CHOICES
+from ..model.retrieval import RETRIEVAL_CHOICES
 
 
 def _serve(args):

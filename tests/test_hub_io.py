@@ -14,7 +14,7 @@ from transformers import AutoModel
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.model_card import build_model_card
+from lsrec_hf.sharing.model_card import build_model_card
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_ITEMS = 20

@@ -14,11 +14,11 @@ from safetensors import SafetensorError, safe_open
 from transformers.utils import ADAPTER_CONFIG_NAME, CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
 from transformers.utils.hub import hf_api
 
-from .catalog import ItemCatalog
+from ..processing.catalog import ItemCatalog
 from .configuration_lsrec import LSRecConfig
-from .data.errors import shown_columns
-from .model_card import build_model_card
-from .paths import inside, resolve_base_model
+from ..data.errors import shown_columns
+from ..sharing.model_card import build_model_card
+from ..sharing.paths import inside, resolve_base_model
 
 EVAL_RESULTS_NAME = "eval_results.json"
 # Checkpoints written before the output bias became a module (`LSRecOutputBias`) store it under this key.
@@ -55,7 +55,7 @@ class LSRecHubMixin:
         """Upload the model to the Hub: config.json, model.safetensors, catalog.json, eval_results.json (when the
         model has `eval_results`) and a model card, README.md, with the test metrics in its model-index metadata.
 
-        As transformers' `push_to_hub`, except that the card is this model's own (`lsrec_hf.model_card`): it
+        As transformers' `push_to_hub`, except that the card is this model's own (`lsrec_hf.sharing.model_card`): it
         replaces the repo's card rather than keeping it. `private` only applies when the repo is created;
         `revision` is a branch, created if needed. Results loaded with a checkpoint go with it: set
         `model.eval_results = None` once they no longer describe the weights (e.g. after fine-tuning).
@@ -78,7 +78,7 @@ class LSRecHubMixin:
 
         Every tensor the model expects must be in the checkpoint (an error names the missing ones, and the file), a
         config must fit its weights before anything is allocated, and every file the checkpoint names must lie inside
-        its folder (`lsrec_hf.paths`). An adapter folder (PEFT) loads on top of the base model it names.
+        its folder (`lsrec_hf.sharing.paths`). An adapter folder (PEFT) loads on top of the base model it names.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
         adapter_kwargs = dict(kwargs.pop("adapter_kwargs", None) or {})

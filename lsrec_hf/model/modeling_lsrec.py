@@ -17,9 +17,9 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_lsrec import LSRecConfig
-from .context import target_scenario_ids as target_scenarios
+from ..processing.context import target_scenario_ids as target_scenarios
 from .hub_io import LSRecHubMixin
-from .tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or, to_indices
+from ..processing.tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or, to_indices
 
 
 
@@ -523,7 +523,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
     def forward(self, input_ids, attention_mask=None, labels=None, memory=None, context_ids=None,
                 target_scenario_ids=None, earlier_ids=None, **kwargs):
         r"""
-        input_ids (`[batch, seq]`): item tokens (`ItemCatalog.encode`, `lsrec_hf.tokens`; 0 = padding, 1 = mask) of one segment.
+        input_ids (`[batch, seq]`): item tokens (`ItemCatalog.encode`, `lsrec_hf.processing.tokens`; 0 = padding, 1 = mask) of one segment.
         labels (`[batch, seq]`, *optional*): catalog index of the item to predict at each position, -100 where none.
         memory (`LSRecMemory`, *optional*): returned by the previous segment of the same users.
         context_ids (`[batch, seq, features]`, *optional*): ids of `config.feature_names` per event (0 = unknown).

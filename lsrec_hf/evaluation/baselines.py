@@ -7,9 +7,9 @@ same full-ranking code as the model (`rank_baseline`).
 import numpy as np
 import torch
 
-from .evaluation import DEFAULT_K_VALUES
+from .rank import DEFAULT_K_VALUES
 from .metrics import compute_ranking_metrics
-from .sequences import item_counts
+from ..processing.sequences import item_counts
 
 
 class MostPopular:

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 
 from transformers.utils.hub import hf_api
 
-from .data import DataError, load_data
-from .data.errors import shown
-from .evaluation import evaluate_ranking, ranking_name
-from .model_card import build_model_card
-from .sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
+from ..data import DataError, load_data
+from ..data.errors import shown
+from ..evaluation.rank import evaluate_ranking, ranking_name
+from ..sharing.model_card import build_model_card
+from ..processing.sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from .checkpointing import write_json
-from .context import build_vocab, encode_features, feature_columns
-from .training import format_metrics_table
+from ..processing.context import build_vocab, encode_features, feature_columns
+from .loop import format_metrics_table
 
 
 @dataclass

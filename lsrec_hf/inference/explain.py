@@ -10,10 +10,10 @@ import random
 
 import torch
 
-from .collator import pad_left, pad_left_rows
-from .tokens import PAD_TOKEN_ID, to_indices
-from .evaluation import mask_history
-from .modeling_lsrec import LSRecMemory
+from ..processing.collator import pad_left, pad_left_rows
+from ..processing.tokens import PAD_TOKEN_ID, to_indices
+from ..evaluation.rank import mask_history
+from ..model.modeling_lsrec import LSRecMemory
 from .user_state import short_segment_length
 
 DEFAULT_LAST_N = 20
@@ -109,7 +109,7 @@ def explain_recommendations(model, history, item_indices, memory=None, last_n=DE
     distinct history items whose deletion lowers the item's score most (`item_id`, `title`, `score_drop`,
     `events_ago`, 0 being the latest), only those whose deletion lowers it at all; and a one-line reason ("recently"
     for drivers in the short segment, "earlier" for older ones). With `memory` (from
-    `lsrec_hf.user_state.segment_and_memory`), `history` is the short segment read after it, and the older past
+    `lsrec_hf.inference.user_state.segment_and_memory`), `history` is the short segment read after it, and the older past
     stays as it is. Needs the model's catalog. With `context` (see `score_without`) and a model that knows scenarios,
     each explanation also has `"scenario": {"name", "score_change"}`: how much showing the item in the target
     scenario changed its score (against an unknown scenario), and the reason says so.

@@ -1,4 +1,4 @@
-"""The HTTP endpoints of `lsrec serve`, over the "recommendation" pipeline and `lsrec_hf.user_state`.
+"""The HTTP endpoints of `lsrec serve`, over the "recommendation" pipeline and `lsrec_hf.inference.user_state`.
 
 FastAPI gives the OpenAPI schema (`/docs`, `/openapi.json`) and request validation from the pydantic models below;
 LitServe would add a dependency for batching we can do in a few lines (`batching.py`).
@@ -17,8 +17,8 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from ..retrieval import check_retrieval, item_index
-from ..tokens import to_tokens
+from ...model.retrieval import check_retrieval, item_index
+from ...processing.tokens import to_tokens
 from ..user_state import fold_in
 from .batching import MicroBatcher
 from .metrics import Metrics

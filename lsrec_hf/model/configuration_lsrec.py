@@ -2,7 +2,7 @@
 
 from transformers import PreTrainedConfig
 
-from .tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID  # noqa: F401  (re-exported)
+from ..processing.tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID  # noqa: F401  (re-exported)
 
 MEMORY_MODES = ("long+short", "short", "long")
 OBJECTIVES = ("causal", "cloze")

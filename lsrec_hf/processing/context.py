@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data.errors import DataError
+from ..data.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .collator import pad_left, segment_aligned_length
-from .tokens import PAD_TOKEN_ID, to_tokens
+from ..processing.collator import pad_left, segment_aligned_length
+from ..processing.tokens import PAD_TOKEN_ID, to_tokens
 
 INPUT_NAMES = ["input_ids"]
 OUTPUT_NAMES = ["scores", "gate"]

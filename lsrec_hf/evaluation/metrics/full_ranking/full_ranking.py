@@ -2,7 +2,7 @@
 
 This file is self-contained on purpose: ``evaluate.load`` copies it alone into its module cache,
 so it cannot import anything from ``lsrec_hf``. The package imports the plain functions below
-(``lsrec_hf.metrics.ranking``), so the formulas exist once.
+(``lsrec_hf.evaluation.metrics.ranking``), so the formulas exist once.
 """
 
 import datasets
@@ -49,7 +49,7 @@ Returns:
     `hr@K`, `ndcg@K`, `mrr@K` for each K (floats in [0, 1], means over users) and `num_users`.
 
 Examples:
-    >>> metric = evaluate.load("path/to/lsrec_hf/metrics/full_ranking")
+    >>> metric = evaluate.load("path/to/lsrec_hf/evaluation/metrics/full_ranking")
     >>> metric.compute(predictions=[[3, 7, 1], [5, 2, 9]], references=[7, 4], k_values=(1, 3))
     {'hr@1': 0.0, 'ndcg@1': 0.0, 'mrr@1': 0.0, 'hr@3': 0.5, 'ndcg@3': 0.31546487678572877, 'mrr@3': 0.25, 'num_users': 2}
 """

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .paths import CheckpointPathError, inside
+from ..sharing.paths import CheckpointPathError, inside
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ import torch
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .collator import pad_left, pad_left_rows
-from .tokens import PAD_TOKEN_ID, item_set, to_indices, to_tokens
-from .data.errors import shown
-from .context import encode_target_context
-from .evaluation import mask_history as exclude_items
+from ..processing.collator import pad_left, pad_left_rows
+from ..processing.tokens import PAD_TOKEN_ID, item_set, to_indices, to_tokens
+from ..data.errors import shown
+from ..processing.context import encode_target_context
+from ..evaluation.rank import mask_history as exclude_items
 from .explain import explain_recommendations, item_name
-from .modeling_lsrec import LSRecForSequentialRecommendation
+from ..model.modeling_lsrec import LSRecForSequentialRecommendation
 from .profile import interest_profile
-from .retrieval import check_retrieval, retrieve
+from ..model.retrieval import check_retrieval, retrieve
 from .user_state import UserState, fold_in, segment_and_memory
 
 
@@ -78,13 +78,13 @@ def _check_state(state, config):
         size = state.num_items if (state.num_items or 0) >= largest else f"at least {largest}"
         raise ValueError(f"state: this user state comes from a model with a catalog of {size} items, but this "
                          f"model's catalog has {config.num_items}: encode the user again with this model "
-                         f"(lsrec_hf.user_state.encode_user)")
+                         f"(lsrec_hf.inference.user_state.encode_user)")
     if state.memory is not None:
         layers, width = len(state.memory.hidden), state.memory.hidden[0].shape[-1]
         if (layers, width) != (config.num_hidden_layers, config.hidden_size):
             raise ValueError(f"state: this user state comes from a model with {layers} layers of width {width}, "
                              f"but this model has {config.num_hidden_layers} of width {config.hidden_size}: encode "
-                             f"the user again with this model (lsrec_hf.user_state.encode_user)")
+                             f"the user again with this model (lsrec_hf.inference.user_state.encode_user)")
 
 
 def _shortfall(who, left, offered, top_k, has_candidates):
@@ -171,12 +171,12 @@ class RecommendationPipeline(Pipeline):
             exclude_history (`bool`, defaults to `True`): never recommend an item of the history.
             candidates (`list`, *optional*): item ids (or titles) to rank among, instead of the whole catalog.
             explain (`bool`, defaults to `False`): add an explanation to each item (see
-                `lsrec_hf.explain.explain_recommendations`): the long-term share, the history items that drove it
+                `lsrec_hf.inference.explain.explain_recommendations`): the long-term share, the history items that drove it
                 (found by deleting them one at a time) and a one-line reason.
             profile (`bool`, defaults to `False`): add the user's interest profile (see
-                `lsrec_hf.profile.interest_profile`): genres, decades and title keywords counted over the long-term
+                `lsrec_hf.inference.profile.interest_profile`): genres, decades and title keywords counted over the long-term
                 and the short-term part of the history. Needs the whole history, so not with `state`.
-            state (`UserState`, *optional*): one user's state (`lsrec_hf.user_state.encode_user`); the history is
+            state (`UserState`, *optional*): one user's state (`lsrec_hf.inference.user_state.encode_user`); the history is
                 then the events since (it may be empty). Only the events of the state's short segment are excluded
                 and explained. `memory=` is the former name of this argument and still accepted.
             scenario (`str`, *optional*): where the recommendation will be shown, for a model trained with a
@@ -186,7 +186,7 @@ class RecommendationPipeline(Pipeline):
                 the user's features (e.g. `{"gender": "F"}`), by name; unseen values count as unknown. The context of
                 each history event can come with it: `{"history": [...], "context": [{"hour": 20}, ...]}`.
             retrieval (`str`, defaults to `"exact"`): `"exact"` scores every item; `"faiss"` searches the model's
-                faiss index (`lsrec_hf.retrieval`, built on first use and rebuilt when the weights or the adapter
+                faiss index (`lsrec_hf.model.retrieval`, built on first use and rebuilt when the weights or the adapter
                 change), approximate unless built as `"Flat"`. `candidates` are always scored exactly.
 
         Return:
@@ -232,7 +232,7 @@ class RecommendationPipeline(Pipeline):
             preprocess_params["candidates"] = candidates
         if state is not None:
             if not isinstance(state, UserState):
-                raise TypeError(f"state must be a UserState (see lsrec_hf.user_state.encode_user), "
+                raise TypeError(f"state must be a UserState (see lsrec_hf.inference.user_state.encode_user), "
                                 f"got {type(state).__name__}")
             _check_state(state, config)
             preprocess_params["state"] = state
@@ -397,7 +397,7 @@ class RecommendationPipeline(Pipeline):
         return results[0] if model_outputs["single"] else results
 
     def _explanations(self, model_outputs, top):
-        """Per user, an explanation of each recommended item (`lsrec_hf.explain`: more forward passes)."""
+        """Per user, an explanation of each recommended item (`lsrec_hf.inference.explain`: more forward passes)."""
         model, explanations = self.lsrec_model, []
         on_device = model_outputs["on_device"]
         memory, context = on_device.memory, on_device.context

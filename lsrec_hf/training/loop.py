@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from .checkpointing import (find_resumable, load_checkpoint, save_checkpoint, swap_into_place, verify_manifest,
                             write_manifest)
-from .data.errors import DataError
-from .collator import LengthBucketSampler, TrainingCollator
-from .sequences import item_counts
-from .evaluation import DEFAULT_K_VALUES, evaluate_ranking
+from ..data.errors import DataError
+from ..processing.collator import LengthBucketSampler, TrainingCollator
+from ..processing.sequences import item_counts
+from ..evaluation.rank import DEFAULT_K_VALUES, evaluate_ranking
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     contexts = splits.train_context if config.feature_names else None
     if config.feature_names and contexts is None:
         raise DataError(f"training: the model embeds side features {config.feature_names} but the data has none; "
-                        "build the sequences with `features=` (see lsrec_hf.context)")
+                        "build the sequences with `features=` (see lsrec_hf.processing.context)")
     contexts = contexts or [None] * len(splits.train)
     train_sequences = [(seq, context) for seq, context in zip(splits.train, contexts)
                        if len(seq) >= 2 or config.objective == "cloze"]

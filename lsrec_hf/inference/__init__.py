@@ -1,0 +1,1 @@
+"""Inference: the recommendation pipeline, explanations, user states, ONNX export, `lsrec serve`; imports any earlier stage."""
