@@ -1,12 +1,7 @@
-import pytest
 import torch
 
-from lsrec_hf import ItemCatalog
 from lsrec_hf.processing.tokens import (MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID, is_item_token, item_indices_or,
                              item_set, to_indices, to_tokens)
-
-CATALOG = ItemCatalog(["a", "b", "c", "d"], ["A", "B", "C", "D"], ["ta", "tb", "tc", "td"])
-
 
 def test_special_tokens_come_before_every_item():
     assert {PAD_TOKEN_ID, MASK_TOKEN_ID} == set(range(NUM_SPECIAL_TOKENS))
@@ -26,21 +21,3 @@ def test_special_tokens_map_to_the_fill_value_or_are_skipped():
     tokens = torch.tensor([PAD_TOKEN_ID, MASK_TOKEN_ID, *to_tokens([1, 3])])
     assert item_indices_or(tokens, 99).tolist() == [99, 99, 1, 3]
     assert item_set(tokens.tolist()) == {1, 3}
-
-
-def test_catalog_encodes_item_ids_to_tokens_and_decodes_them_back():
-    tokens = CATALOG.encode(["c", "a", "c"])
-    assert tokens == to_tokens([2, 0, 2])
-    assert CATALOG.decode(tokens) == ["c", "a", "c"]
-    assert CATALOG.decode([PAD_TOKEN_ID, *tokens, MASK_TOKEN_ID]) == ["c", "a", "c"]  # special tokens skipped
-    with pytest.raises(KeyError, match="'z' is not in the catalog"):
-        CATALOG.encode(["a", "z"])
-
-
-def test_catalog_saves_and_loads_like_a_tokenizer(tmp_path):
-    CATALOG.save_pretrained(tmp_path / "model")
-    loaded = ItemCatalog.from_pretrained(str(tmp_path / "model"), num_items=4)
-    assert loaded.to_dict() == CATALOG.to_dict()
-    assert ItemCatalog.from_pretrained(str(tmp_path)) is None  # a folder without a catalog
-    with pytest.raises(ValueError, match="the catalog has 4 items but the model scores 5"):
-        ItemCatalog.from_pretrained(str(tmp_path / "model"), num_items=5)
