@@ -44,7 +44,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name -> flags given to recipes/pretrain.py on top of its defaults
 CONFIGS = {
-    "default": [],  # long+short memory, text+id tokens, causal objective
+    "default": [],  # long+short memory, text+id tokens, causal objective, chunk-count batches, history out of the loss
+    "previous-default": ["--group_by", "length", "--loss_excludes_history", "false"],  # the default until 2026-12-03
     "short": ["--memory", "short"],
     "long": ["--memory", "long"],
     "id-only": ["--text_encoder", "none"],
@@ -99,6 +100,7 @@ CONFIGS = {
 }
 DESCRIPTIONS = {
     "default": "lsrec_hf long+short, text+id, causal (default)",
+    "previous-default": "lsrec_hf default until 2026-12-03 (length batches, history items in the training softmax)",
     "short": "lsrec_hf short only, text+id, causal",
     "long": "lsrec_hf long only, text+id, causal",
     "id-only": "lsrec_hf long+short, id-only, causal",
@@ -114,7 +116,7 @@ DESCRIPTIONS = {
     "loss-excludes-history": "lsrec_hf default, history items left out of the training softmax",
     "hidden-128": "lsrec_hf default with 128-wide tokens and layers",
     "group-chunks": "lsrec_hf default, batches drawn at random within a number of chunks (not one exact length)",
-    "group-chunks-excl": "lsrec_hf default, chunk-count batches and history items left out of the training softmax",
+    "group-chunks-excl": "lsrec_hf previous default, chunk-count batches and history items left out of the training softmax (today's default)",
     "id-only-sasrec-blocks": "lsrec_hf id-only with SASRec's blocks (absolute positions, no token norm or bias, FFN 64, dropout 0.5)",
     "id-only-replay-schedule": "lsrec_hf id-only on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "id-only-sasrec-layout": "lsrec_hf id-only with SASRec's layers and tokens (block_layout sasrec, absolute positions, no token norm or bias, FFN 64, dropout 0.5)",

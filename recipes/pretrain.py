@@ -44,7 +44,7 @@ class ModelArguments:
     attention_probs_dropout_prob: float = field(default=LSRecConfig.attention_probs_dropout_prob, metadata={"help": "Dropout on attention weights."})
     segment_length: int = field(default=LSRecConfig.segment_length, metadata={"help": "Events in the short segment / each long-memory chunk."})
     memory_length: int = field(default=LSRecConfig.memory_length, metadata={"help": "Cached states per layer (XL memory)."})
-    loss_excludes_history: bool = field(default=LSRecConfig.loss_excludes_history, metadata={"help": "Leave each user's history items out of the training softmax (causal, full loss), as evaluation leaves them out of the ranking."})
+    loss_excludes_history: bool | None = field(default=LSRecConfig.loss_excludes_history, metadata={"help": "Leave each user's history items out of the training softmax (causal, full loss), as evaluation leaves them out of the ranking; unset: on wherever it applies."})
     loss: str = field(default=LSRecConfig.loss, metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
     context_features: str | None = field(default=None, metadata={"help": "Comma-separated per-event features to embed: interaction columns and/or derived 'hour', 'weekday'."})
     scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics."})

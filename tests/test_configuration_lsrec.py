@@ -38,3 +38,10 @@ def test_config_round_trips_through_save_and_auto_config(tmp_path):
 def settings(config):
     """Every setting of a config but the folder it was loaded from."""
     return {key: value for key, value in config.to_dict().items() if key != "_name_or_path"}
+
+
+@pytest.mark.parametrize("settings_, expected", [
+    ({}, True), ({"objective": "cloze"}, False), ({"loss": "sampled"}, False), ({"loss_excludes_history": False}, False),
+])
+def test_history_leaves_the_training_softmax_wherever_the_loss_allows_unless_asked_not_to(settings_, expected):
+    assert LSRecConfig(num_items=5, **settings_).loss_excludes_history is expected

@@ -303,7 +303,7 @@ def test_loss_excludes_history_drops_seen_items_from_the_softmax_but_keeps_a_rep
         kept[sorted(seen)] = float("-inf")
         expected.append(F.cross_entropy(kept[None], torch.tensor([target])))
     torch.testing.assert_close(loss, torch.stack(expected).mean())
-    plain = make_model(memory="short", segment_length=4)(input_ids=ids, labels=labels).loss
+    plain = make_model(memory="short", segment_length=4, loss_excludes_history=False)(input_ids=ids, labels=labels).loss
     assert loss < plain  # fewer negatives
 
 

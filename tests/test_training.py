@@ -56,7 +56,7 @@ def test_loss_excludes_history_sees_the_earlier_segments_of_long_histories(split
     excluded = train(model, splits, args, Accelerator(cpu=True)).history[0]["train_loss"]
     training_calls = [w for w in widths if w[0] == 20]
     assert {earlier for _, earlier in training_calls} >= {0, 20, 40}  # histories of several segments
-    plain = train(tiny_model(num_items), splits, TrainingArguments(output_dir=str(tmp_path / "plain"), num_epochs=1,
-                                                                    batch_size=32, warmup_steps=5),
+    plain_args = TrainingArguments(output_dir=str(tmp_path / "plain"), num_epochs=1, batch_size=32, warmup_steps=5)
+    plain = train(tiny_model(num_items, loss_excludes_history=False), splits, plain_args,
                   Accelerator(cpu=True)).history[0]["train_loss"]
     assert excluded < plain  # the same start, fewer negatives at every position

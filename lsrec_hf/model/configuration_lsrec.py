@@ -59,9 +59,9 @@ class LSRecConfig(PreTrainedConfig):
         mask_prob (`float`, defaults to 0.2): fraction of events masked by the cloze objective.
         loss (`str`, defaults to `"full"`): `"full"` softmax over the catalog or `"sampled"` softmax with
             log-Q correction for catalogs too large to score at every step.
-        loss_excludes_history (`bool`, defaults to `False`): leave the items already in the user's history out of
+        loss_excludes_history (`bool`, *optional*): leave the items already in the user's history out of
             the training softmax at each position (causal objective, full softmax), as the evaluation leaves them
-            out of the ranking. Otherwise every history item is a negative of every later position: the user state
+            out of the ranking. Unset, it is on wherever it applies (`objective="causal"`, `loss="full"`). Otherwise every history item is a negative of every later position: the user state
             is pushed away from the items just consumed, and from the items whose text is like theirs.
         num_negatives (`int`, defaults to 1024): negatives per batch for the sampled softmax.
         relative_attention_num_buckets (`int`, defaults to 32): buckets of the relative position bias.
@@ -104,7 +104,7 @@ class LSRecConfig(PreTrainedConfig):
     objective: str = "causal"
     mask_prob: float = 0.2
     loss: str = "full"
-    loss_excludes_history: bool = False
+    loss_excludes_history: bool | None = None
     num_negatives: int = 1024
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 256
@@ -117,6 +117,8 @@ class LSRecConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        if self.loss_excludes_history is None:
+            self.loss_excludes_history = self.objective == "causal" and self.loss == "full"
         for name, kind in type(self).__annotations__.items():  # a value of the wrong type breaks far from here
             value = getattr(self, name)
             expected = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}.get(kind)
@@ -137,6 +139,8 @@ class LSRecConfig(PreTrainedConfig):
             (0.0 <= self.item_id_dropout <= 1.0, f"item_id_dropout must be in [0, 1], got {self.item_id_dropout}"),
             (self.item_id_dropout == 0.0 or (self.use_item_ids and self.use_content),
              "item_id_dropout needs both item ids and content embeddings (use_item_ids=True, use_content=True)"),
+            (isinstance(self.loss_excludes_history, bool),
+             f"loss_excludes_history must be bool, got {self.loss_excludes_history!r}"),
             (not self.loss_excludes_history or (self.objective == "causal" and self.loss == "full"),
              "loss_excludes_history needs objective='causal' and loss='full'"),
             (self.num_items >= 0, f"num_items must be >= 0, got {self.num_items}"),

@@ -40,7 +40,7 @@ class TrainingArguments:
     warmup_steps: int = field(default=100, metadata={"help": "Linear warm-up steps."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning rate after warm-up.", "choices": ["cosine", "constant"]})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 = off)."})
-    group_by: str = field(default="length", metadata={"help": "Batches of users of one history length ('length'), or of one number of segment chunks, drawn at random within ('chunks').", "choices": ["length", "chunks"]})
+    group_by: str = field(default="chunks", metadata={"help": "Batches of users of one number of segment chunks, drawn at random within ('chunks'), or of one history length ('length').", "choices": ["chunks", "length"]})
     max_history_length: int | None = field(default=None, metadata={"help": "Keep only the last N events of a user (None = all)."})
     exclude_history: bool = field(default=True, metadata={"help": "Validate and test with the items of each user's input history removed from the ranking (the protocol of SASRec+, gSASRec, RePlay); false keeps them, as RecBole 1.2.1 does."})
     patience: int = field(default=15, metadata={"help": "Stop after this many evaluations without a better validation NDCG@10."})
