@@ -14,7 +14,6 @@ from transformers import AutoModel
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf import ItemCatalog, LSRecConfig, LSRecForSequentialRecommendation
-from lsrec_hf.sharing.model_card import build_model_card
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_ITEMS = 20
@@ -204,10 +203,3 @@ def test_recipe_pushes_the_final_model(fake_hub, tmp_path, monkeypatch):
     reported = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert reported["ndcg@10"] == pytest.approx(local["test"]["ndcg@10"], abs=1e-4)
     sys.modules.pop("pretrain", None)
-
-
-def test_the_card_of_an_adapter_names_its_hub_base_model_in_the_metadata(model):
-    card = build_model_card(model.config, RESULTS, model_name="ft", repo_id="me/ft", base_model="me/lsrec-ml-100k",
-                            adapter=True, recipe="recipes/finetune.py")
-    assert card.data.library_name == "peft" and card.data.base_model == "me/lsrec-ml-100k"
-    assert "with `recipes/finetune.py`" in card.text and 'from_pretrained("me/ft")' in card.text

@@ -72,6 +72,9 @@ def main(argv=None):
                       help="history length of the graph, in whole segments (longer histories keep their last events)")
     onnx.add_argument("--opset", type=int, default=18)
     args = parser.parse_args(argv)
+    model = args.model
+    if not os.path.exists(model) and (os.path.isabs(model) or model.startswith(".") or model.count("/") > 1):
+        parser.error(f"--model {model}: no such folder (a Hub id is owner/name)")
     if args.command == "serve":
         _serve(args)
     elif args.command == "export":

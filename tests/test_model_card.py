@@ -1,0 +1,44 @@
+"""The model card: the metrics in Hub metadata, the protocol in words, the recipe and base model of a fine-tuned card."""
+
+import pytest
+
+from lsrec_hf import LSRecConfig
+from lsrec_hf.sharing.model_card import build_model_card
+
+RESULTS = {
+    "dataset": "ml-100k", "protocol": "leave-one-out", "ranking": "full catalog, history items excluded",
+    "num_users": 943, "num_items": 20, "num_test_users": 943, "best_epoch": 3, "epochs_run": 5,
+    "test": {"hr@10": 0.21, "ndcg@10": 0.11234, "mrr@10": 0.08, "hr@20": 0.33, "ndcg@20": 0.14, "mrr@20": 0.09},
+}
+CONFIG = LSRecConfig(num_items=20, text_encoder="sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_the_card_reports_every_test_metric_in_its_metadata_and_its_table():
+    card = build_model_card(CONFIG, RESULTS, model_name="lsrec-ml-100k", repo_id="me/lsrec-ml-100k")
+    reported = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert reported == {key: round(value, 4) for key, value in RESULTS["test"].items()}
+    assert all(r.dataset_args == {"protocol": "leave-one-out", "ranking": "full catalog, history items excluded"}
+               for r in card.data.eval_results)
+    assert "| NDCG | 0.1123 | 0.1400 |" in card.text
+    assert 'from_pretrained("me/lsrec-ml-100k")' in card.text and "all-MiniLM-L6-v2" in card.text
+
+
+@pytest.mark.parametrize("exclude, words", [
+    (True, "items in the user's input history excluded from the ranking"),
+    (False, "items in the user's input history kept in the ranking (RecBole's protocol)"),
+])
+def test_the_card_states_whether_the_history_was_ranked(exclude, words):
+    card = build_model_card(CONFIG, {**RESULTS, "exclude_history": exclude})
+    assert words in card.text
+
+
+def test_a_card_without_results_claims_no_quality():
+    card = build_model_card(CONFIG)
+    assert not card.data.eval_results and "NDCG" not in card.text
+
+
+def test_the_card_of_an_adapter_names_its_hub_base_model_in_the_metadata():
+    card = build_model_card(CONFIG, RESULTS, model_name="ft", repo_id="me/ft", base_model="me/lsrec-ml-100k",
+                            adapter=True, recipe="recipes/finetune.py")
+    assert card.data.library_name == "peft" and card.data.base_model == "me/lsrec-ml-100k"
+    assert "with `recipes/finetune.py`" in card.text and 'from_pretrained("me/ft")' in card.text
