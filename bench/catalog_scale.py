@@ -1,0 +1,134 @@
+"""Cost as the catalog grows: one training step (forward, backward, AdamW) at 10k, 100k and 1M items.
+
+    python bench/catalog_scale.py                                   # 10k, 100k, 1M items on the CPU, one thread
+    python bench/catalog_scale.py --items 10000 1000000 --threads 4
+
+A synthetic catalog: item popularity follows a power law (Zipf, exponent 1.1), every item has a 384-wide "text
+embedding" (random unit vectors, the width of all-MiniLM-L6-v2), and a batch is 32 users x 50 events drawn from
+that popularity. The model is the default's size (64 hidden, 2 layers, 2 heads, text + id tokens) with:
+  * sampled softmax: 1,024 shared negatives drawn from the item frequencies, log-Q corrected
+    (`loss="sampled"`, `set_item_frequencies`), what a large catalog trains with;
+  * full softmax: every item scored at every position (the default), skipped where its logits alone
+    (positions x items, fp32) would exceed --max_logits_gb.
+
+Each measurement runs in a fresh process, so its peak memory (peak RSS growth over the process after the model is
+built) is its own. Prints a markdown table and writes bench/results/catalog_scale.json; the ratio column divides
+each step time by the same loss's step time at the smallest catalog.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from common import write_result
+from lsrec_hf.processing.tokens import to_tokens
+
+CONTENT_DIM, BATCH, LENGTH = 384, 32, 50
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def zipf_counts(num_items, exponent=1.1, events=10_000_000):
+    ranks = torch.arange(1, num_items + 1, dtype=torch.float64)
+    weights = ranks ** -exponent
+    return (weights / weights.sum() * events).round()
+
+
+def measure(loss, num_items, seed, repeats):
+    """Child process: median step time and peak RSS growth of one training step at `num_items` items."""
+    import lsrec_hf
+
+    torch.manual_seed(seed)
+    config = lsrec_hf.LSRecConfig(num_items=num_items, content_dim=CONTENT_DIM, loss=loss, segment_length=LENGTH,
+                                  memory_length=LENGTH)
+    model = lsrec_hf.LSRecForSequentialRecommendation(config)
+    content = torch.nn.functional.normalize(torch.randn(num_items, CONTENT_DIM), dim=-1)
+    model.model.embeddings.set_content_embeddings(content)
+    del content
+    counts = zipf_counts(num_items)
+    model.set_item_frequencies(counts)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    popularity = (counts / counts.sum()).float()
+    items = torch.multinomial(popularity, BATCH * (LENGTH + 1), replacement=True).view(BATCH, LENGTH + 1)
+    input_ids, labels = to_tokens(items[:, :-1]), items[:, 1:]
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model(input_ids, labels=labels).loss.backward()
+        optimizer.step()
+
+    base = _rss_bytes()
+    step()  # warm-up: AdamW allocates its state here, counted in the peak
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"seconds": sorted(times)[len(times) // 2], "peak_bytes": max(peak, 0),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max_logits_gb", type=float, default=2.0,
+                        help="skip the full softmax where its logits (32 x 50 positions x items, fp32) exceed this")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per measurement (the median is kept)")
+    parser.add_argument("--out", default="bench/results/catalog_scale.json")
+    parser.add_argument("--child", nargs=2, metavar=("LOSS", "ITEMS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(measure(args.child[0], int(args.child[1]), args.seed, args.repeats)))
+        return
+
+    rows = []
+    for loss in ("sampled", "full"):
+        for num_items in sorted(args.items):
+            logits_gb = BATCH * LENGTH * num_items * 4 / 2**30
+            row = {"loss": loss, "num_items": num_items}
+            if loss == "full" and logits_gb > args.max_logits_gb:
+                row["skipped"] = f"logits alone {logits_gb:.1f} GB > --max_logits_gb {args.max_logits_gb}"
+            else:
+                command = [sys.executable, __file__, "--child", loss, str(num_items), "--threads", str(args.threads),
+                           "--seed", str(args.seed), "--repeats", str(args.repeats)]
+                done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+                if done.returncode:
+                    raise SystemExit(f"{loss} at {num_items} items failed:\n{done.stderr[-2000:]}")
+                row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    for loss in ("sampled", "full"):
+        measured = [r for r in rows if r["loss"] == loss and "seconds" in r]
+        for row in measured:
+            row["seconds_vs_smallest"] = row["seconds"] / measured[0]["seconds"]
+            row["peak_vs_smallest"] = row["peak_bytes"] / max(measured[0]["peak_bytes"], 1)
+
+    print(f"\none training step, batch {BATCH} x {LENGTH} events, {args.threads} thread(s)\n")
+    print("| loss | items | parameters | step s (median) | vs smallest | peak RSS growth | vs smallest |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "skipped" in r:
+            print(f"| {r['loss']} | {r['num_items']:,} | – | skipped: {r['skipped']} | – | – | – |")
+        else:
+            print(f"| {r['loss']} | {r['num_items']:,} | {r['parameters']:,} | {r['seconds']:.3f} | "
+                  f"{r['seconds_vs_smallest']:.2f}× | {r['peak_bytes'] / 2**20:,.0f} MiB | {r['peak_vs_smallest']:.2f}× |")
+    write_result(args.out, {"command": " ".join(sys.argv), "batch": BATCH, "length": LENGTH,
+                            "content_dim": CONTENT_DIM, "threads": args.threads, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
