@@ -11,15 +11,14 @@ that popularity. The model is the default's size (64 hidden, 2 layers, 2 heads, 
   * full softmax: every item scored at every position (the default), skipped where its logits alone
     (positions x items, fp32) would exceed --max_logits_gb.
 
-Each measurement runs in a fresh process, so its peak memory (peak RSS growth over the process after the model is
-built) is its own. Prints a markdown table and writes bench/results/catalog_scale.json; the ratio column divides
+Each measurement runs in a fresh process, and its peak memory is the peak RSS growth from the moment the model and its
+catalog are built (VmHWM reset through /proc/self/clear_refs): gradients, optimizer state and activations. Prints a markdown table and writes bench/results/catalog_scale.json; the ratio column divides
 each step time by the same loss's step time at the smallest catalog.
 """
 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -37,19 +36,32 @@ def _rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak_rss():
+    """Forget the peak so far (Linux: VmHWM restarts from the current RSS), so that building the catalog's
+    embeddings does not count as the step's memory."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _peak_rss_bytes():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
 def zipf_counts(num_items, exponent=1.1, events=10_000_000):
     ranks = torch.arange(1, num_items + 1, dtype=torch.float64)
     weights = ranks ** -exponent
     return (weights / weights.sum() * events).round()
 
 
-def measure(loss, num_items, seed, repeats):
+def measure(loss, num_items, tokens, seed, repeats):
     """Child process: median step time and peak RSS growth of one training step at `num_items` items."""
     import lsrec_hf
 
     torch.manual_seed(seed)
+    per_item = tokens == "text+id"  # text-only tokens and no output bias: no parameter grows with the catalog
     config = lsrec_hf.LSRecConfig(num_items=num_items, content_dim=CONTENT_DIM, loss=loss, segment_length=LENGTH,
-                                  memory_length=LENGTH)
+                                  memory_length=LENGTH, use_item_ids=per_item, use_output_bias=per_item)
     model = lsrec_hf.LSRecForSequentialRecommendation(config)
     content = torch.nn.functional.normalize(torch.randn(num_items, CONTENT_DIM), dim=-1)
     model.model.embeddings.set_content_embeddings(content)
@@ -67,6 +79,7 @@ def measure(loss, num_items, seed, repeats):
         model(input_ids, labels=labels).loss.backward()
         optimizer.step()
 
+    _reset_peak_rss()
     base = _rss_bytes()
     step()  # warm-up: AdamW allocates its state here, counted in the peak
     times = []
@@ -74,7 +87,7 @@ def measure(loss, num_items, seed, repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    peak = _peak_rss_bytes() - base
     return {"seconds": sorted(times)[len(times) // 2], "peak_bytes": max(peak, 0),
             "parameters": sum(p.numel() for p in model.parameters())}
 
@@ -85,6 +98,9 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max_logits_gb", type=float, default=2.0,
                         help="skip the full softmax where its logits (32 x 50 positions x items, fp32) exceed this")
+    parser.add_argument("--tokens", choices=["text+id", "text"], default="text+id",
+                        help="item tokens: text + a learned id embedding and output bias per item (the default "
+                             "model), or text alone (no per-item parameters)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per measurement (the median is kept)")
     parser.add_argument("--out", default="bench/results/catalog_scale.json")
@@ -92,19 +108,19 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.seed, args.repeats)))
+        print(json.dumps(measure(args.child[0], int(args.child[1]), args.tokens, args.seed, args.repeats)))
         return
 
     rows = []
     for loss in ("sampled", "full"):
         for num_items in sorted(args.items):
             logits_gb = BATCH * LENGTH * num_items * 4 / 2**30
-            row = {"loss": loss, "num_items": num_items}
+            row = {"loss": loss, "num_items": num_items, "tokens": args.tokens}
             if loss == "full" and logits_gb > args.max_logits_gb:
                 row["skipped"] = f"logits alone {logits_gb:.1f} GB > --max_logits_gb {args.max_logits_gb}"
             else:
                 command = [sys.executable, __file__, "--child", loss, str(num_items), "--threads", str(args.threads),
-                           "--seed", str(args.seed), "--repeats", str(args.repeats)]
+                           "--tokens", args.tokens, "--seed", str(args.seed), "--repeats", str(args.repeats)]
                 done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
                 if done.returncode:
                     raise SystemExit(f"{loss} at {num_items} items failed:\n{done.stderr[-2000:]}")
@@ -117,7 +133,7 @@ def main():
             row["seconds_vs_smallest"] = row["seconds"] / measured[0]["seconds"]
             row["peak_vs_smallest"] = row["peak_bytes"] / max(measured[0]["peak_bytes"], 1)
 
-    print(f"\none training step, batch {BATCH} x {LENGTH} events, {args.threads} thread(s)\n")
+    print(f"\none training step, {args.tokens} item tokens, batch {BATCH} x {LENGTH} events, {args.threads} thread(s)\n")
     print("| loss | items | parameters | step s (median) | vs smallest | peak RSS growth | vs smallest |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -126,7 +142,7 @@ def main():
         else:
             print(f"| {r['loss']} | {r['num_items']:,} | {r['parameters']:,} | {r['seconds']:.3f} | "
                   f"{r['seconds_vs_smallest']:.2f}× | {r['peak_bytes'] / 2**20:,.0f} MiB | {r['peak_vs_smallest']:.2f}× |")
-    write_result(args.out, {"command": " ".join(sys.argv), "batch": BATCH, "length": LENGTH,
+    write_result(args.out, {"command": " ".join(sys.argv), "tokens": args.tokens, "batch": BATCH, "length": LENGTH,
                             "content_dim": CONTENT_DIM, "threads": args.threads, "rows": rows})
 
 
