@@ -25,27 +25,10 @@ import time
 
 import torch
 
-from common import write_result
+from common import peak_rss_bytes, reset_peak_rss, rss_bytes, write_result
 from lsrec_hf.processing.tokens import to_tokens
 
 CONTENT_DIM, BATCH, LENGTH = 384, 32, 50
-
-
-def _rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _reset_peak_rss():
-    """Forget the peak so far (Linux: VmHWM restarts from the current RSS), so that building the catalog's
-    embeddings does not count as the step's memory."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _peak_rss_bytes():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
 
 def zipf_counts(num_items, exponent=1.1, events=10_000_000):
@@ -79,15 +62,15 @@ def measure(loss, num_items, tokens, seed, repeats):
         model(input_ids, labels=labels).loss.backward()
         optimizer.step()
 
-    _reset_peak_rss()
-    base = _rss_bytes()
+    reset_peak_rss()
+    base = rss_bytes()
     step()  # warm-up: AdamW allocates its state here, counted in the peak
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    peak = _peak_rss_bytes() - base
+    peak = peak_rss_bytes() - base
     return {"seconds": sorted(times)[len(times) // 2], "peak_bytes": max(peak, 0),
             "parameters": sum(p.numel() for p in model.parameters())}
 

@@ -34,6 +34,25 @@ def write_result(path, result):
         json.dump(result, f, indent=2)
 
 
+def rss_bytes():
+    """This process's resident memory now (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_rss():
+    """Forget this process's peak memory so far (Linux: VmHWM restarts from the current RSS), so that what was
+    built before a measurement does not count in it."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_bytes():
+    """This process's peak resident memory since it started or since `reset_peak_rss` (Linux VmHWM)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
 def median_seconds(fn, repeats):
     """Median wall seconds of `fn()` over `repeats` calls, after one warm-up call."""
     fn()

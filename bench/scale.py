@@ -23,15 +23,10 @@ import time
 
 import torch
 
-from common import write_result
+from common import rss_bytes, write_result
 from lsrec_hf.processing.tokens import to_tokens
 
 NUM_ITEMS, CONTENT_DIM = 1682, 384
-
-
-def _rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def measure(encoder, phase, length, device, seed, repeats):
@@ -65,7 +60,7 @@ def measure(encoder, phase, length, device, seed, repeats):
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = _rss_bytes()
+        base = rss_bytes()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
