@@ -8,7 +8,8 @@ Kill points cycle through three kinds:
   * "random": at a uniformly random moment of the uninterrupted run's wall time (mostly inside a step);
   * "write best" / "write last": the moment the best-model or the resume checkpoint of a randomly chosen epoch
     starts being written (`checkpoints/best.tmp` / `last.tmp` appears), i.e. in the middle of that write.
-A run is killed once, then restarted with --resume until it finishes. It must end with the same test and
+A run is killed once, then restarted with --resume until it finishes (a write kill that landed after the write
+had finished is counted as missed, and the resumed run is killed at its next write instead). It must end with the same test and
 validation metrics, the same best epoch and bit-identical final weights as the uninterrupted run.
 Prints a table, writes JSON (default bench/results/kill_resume_<N>proc.json).
 """
@@ -71,35 +72,50 @@ def run_to_end(args, output_dir, port, log):
         raise RuntimeError(f"run in {output_dir} failed (exit {process.returncode}); see {log.name}")
 
 
-def killed_then_resumed(args, output_dir, port, kind, delay, epoch, log):
-    process = start(args, output_dir, port, log)
+def killed_then_resumed(args, output_dir, port, kind, delay, epoch, log, retries=5):
+    """Kill the run once (for a write kind: while the watched checkpoint is on disk half-written), resume to the end.
+
+    A write can finish between the moment its `.tmp` folder is seen and the moment SIGKILL lands; such a kill
+    missed the write, so the run is resumed and killed again at its next write, up to `retries` times.
+    """
     checkpoints = os.path.join(output_dir, "checkpoints")
     watched = os.path.join(checkpoints, "best.tmp" if kind == "write best" else "last.tmp")
-    started, appearances, was_there = time.perf_counter(), 0, False
-    while process.poll() is None:
-        elapsed = time.perf_counter() - started
-        there = os.path.exists(watched)
-        appearances += there and not was_there
-        was_there = there
-        if (kind != "random" and there and appearances >= epoch) or (kind == "random" and elapsed >= delay):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            # read after the kill: what the resumed run finds on disk is what was being written
-            writing = glob.glob(os.path.join(checkpoints, "*.tmp"))
-            landed = {"killed_after_s": round(elapsed, 3), "checkpoint_being_written": sorted(
-                os.path.basename(p) for p in writing)}
-            break
-        time.sleep(0.01 if kind == "random" else 0.001)
-    else:
-        if process.returncode:
-            raise RuntimeError(f"run in {output_dir} failed (exit {process.returncode}); see {log.name}")
-        return {"killed": False}
+    landed, missed = None, 0
+    while landed is None or (kind != "random" and os.path.basename(watched) not in landed["checkpoint_being_written"]
+                             and missed < retries):
+        if landed is not None:
+            missed += 1
+        # a fresh port for every launch: a killed launcher's rendezvous port is not reused at once
+        process = start(args, output_dir, port + 100 * missed, log)
+        started, appearances, was_there = time.perf_counter(), 0, False
+        wanted = epoch if landed is None else 1  # after a miss: the next write
+        while process.poll() is None:
+            elapsed = time.perf_counter() - started
+            there = os.path.exists(watched)
+            appearances += there and not was_there
+            was_there = there
+            if (kind != "random" and there and appearances >= wanted) or (kind == "random" and elapsed >= delay):
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                # read after the kill: what the resumed run finds on disk is what was being written
+                writing = glob.glob(os.path.join(checkpoints, "*.tmp"))
+                landed = {"killed_after_s": round(elapsed, 3), "checkpoint_being_written": sorted(
+                    os.path.basename(p) for p in writing)}
+                break
+            time.sleep(0.01 if kind == "random" else 0.001)
+        else:
+            if process.returncode:
+                raise RuntimeError(f"run in {output_dir} failed (exit {process.returncode}); see {log.name}")
+            if landed is None:
+                return {"killed": False}
+            break  # the run ended before another write could be hit: keep the last kill
     last = os.path.join(checkpoints, "last", "trainer_state.json")
     if os.path.exists(last):
         with open(last, encoding="utf-8") as f:
             landed["last_checkpoint_epoch"] = json.load(f)["epoch"]
-    run_to_end(args, output_dir, port, log)
-    return {"killed": True, **landed}
+    if process.returncode is not None and process.returncode < 0:  # killed: finish it
+        run_to_end(args, output_dir, port + 100 * (missed + 1), log)
+    return {"killed": True, "writes_missed": missed, **landed}
 
 
 def main():
