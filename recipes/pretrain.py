@@ -46,6 +46,7 @@ class ModelArguments:
     memory_length: int = field(default=LSRecConfig.memory_length, metadata={"help": "Cached states per layer (XL memory)."})
     loss_excludes_history: bool | None = field(default=LSRecConfig.loss_excludes_history, metadata={"help": "Leave each user's history items out of the training softmax (causal, full loss), as evaluation leaves them out of the ranking; unset: on wherever it applies."})
     loss: str = field(default=LSRecConfig.loss, metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
+    num_negatives: int = field(default=LSRecConfig.num_negatives, metadata={"help": "Negatives per step of the sampled softmax (shared by the batch, drawn from the items' training frequencies)."})
     context_features: str | None = field(default=None, metadata={"help": "Comma-separated per-event features to embed: interaction columns and/or derived 'hour', 'weekday'."})
     scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics."})
     user_features: str | None = field(default=None, metadata={"help": "Comma-separated columns of the users table to embed as a user token (e.g. 'age,gender,occupation')."})

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .lazy_adamw import LazyAdamW, clip_grad_norm
 from .checkpointing import (find_resumable, load_checkpoint, save_checkpoint, swap_into_place, verify_manifest,
                             write_manifest)
 from ..data.errors import DataError
@@ -47,6 +48,7 @@ class TrainingArguments:
     eval_every: int = field(default=1, metadata={"help": "Evaluate (and checkpoint) every N epochs."})
     seed: int = field(default=42, metadata={"help": "Random seed."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
+    sparse_item_gradients: bool | None = field(default=None, metadata={"help": "Sparse gradients for the item-id table, stepped by a lazy AdamW (only the rows a step reads are updated), so that a step's cost does not grow with the catalog. Unset: on with the sampled softmax, off with the full one (which reads every row)."})
 
 
 @dataclass
@@ -127,8 +129,10 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
                                 config.scenario_index)
     loader = DataLoader(train_sequences, batch_sampler=sampler, collate_fn=collator)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
-                                  betas=(0.9, 0.98))
+    sparse_tables = sparse_item_tables(model, args)  # before `prepare`: DDP reads `sparse` when it wraps the model
+    optimizer_class = LazyAdamW if sparse_tables else torch.optim.AdamW
+    optimizer = optimizer_class(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
+                                betas=(0.9, 0.98))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_schedule(args, _segment_steps_per_epoch(sampler, train_sequences, collator, config.segment_length)))
     # The scheduler is not prepared: accelerate would step it once per process per optimizer step (it assumes
     # every process reads a whole batch), but the collator splits one batch across the processes, so the
@@ -162,7 +166,11 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
                     outputs = model(**segment, memory=memory)
                     accelerator.backward(outputs.loss)
                     if accelerator.sync_gradients and args.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                        if sparse_tables:  # torch's clipping cannot read sparse gradients
+                            accelerator.unscale_gradients()
+                            clip_grad_norm(model.parameters(), args.max_grad_norm)
+                        else:
+                            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                     optimizer.step()
                     if accelerator.sync_gradients:
                         scheduler.step()
@@ -197,11 +205,28 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
         accelerator.wait_for_everyone()
         save_checkpoint(last_dir, accelerator, model, optimizer, scheduler, state.state_dict())
 
+    for table in sparse_tables:  # a trained model hands out dense gradients again (e.g. to a later fine-tuning)
+        table.sparse = False
     # restore the best weights (every process reads the same files)
     accelerator.wait_for_everyone()
     if os.path.isdir(best_dir):
         _restore(unwrapped, best_dir)
     return state
+
+
+def sparse_item_tables(model, args):
+    """The trainable item-id tables, switched to sparse gradients when `args.sparse_item_gradients` (or, unset, the
+    sampled softmax) asks for it; `[]` otherwise. A LoRA-wrapped table's frozen base is left alone."""
+    wanted = args.sparse_item_gradients
+    if wanted is None:
+        wanted = model.config.loss == "sampled"
+    if not wanted:
+        return []
+    tables = [module for name, module in model.named_modules() if "item_ids" in name.split(".")
+              and isinstance(module, torch.nn.Embedding) and module.weight.requires_grad]
+    for table in tables:
+        table.sparse = True
+    return tables
 
 
 def _restore(model, directory):
