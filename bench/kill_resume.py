@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+import psutil
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,9 +53,31 @@ def environment(args):
 
 
 def start(args, output_dir, port, log):
-    # a session of its own, so that SIGKILL reaches the launcher and every rank at once
     return subprocess.Popen(command(args, output_dir, port), env=environment(args), cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_tree(process):
+    """SIGKILL the run: the launcher and every process under it.
+
+    torchrun starts each rank in a session of its own, out of reach of a kill of the launcher's process group; a
+    rank that outlived its launcher would go on writing the checkpoint the resumed run reads. The launcher is
+    stopped first, so that it cannot start a rank between the listing and the kill.
+    """
+    try:
+        launcher = psutil.Process(process.pid)
+        launcher.send_signal(signal.SIGSTOP)
+        ranks = launcher.children(recursive=True)
+    except psutil.NoSuchProcess:  # it ended on its own just now (and a launcher waits for its ranks)
+        ranks = []
+    for member in ranks:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.kill()
+    process.wait()  # reaped by Popen itself, which keeps the exit status
+    psutil.wait_procs(ranks, timeout=30)
 
 
 def outcome(output_dir):
@@ -80,13 +104,13 @@ def killed_then_resumed(args, output_dir, port, kind, delay, epoch, log, retries
     """
     checkpoints = os.path.join(output_dir, "checkpoints")
     watched = os.path.join(checkpoints, "best.tmp" if kind == "write best" else "last.tmp")
-    landed, missed = None, 0
+    landed, missed, killed = None, 0, False
     while landed is None or (kind != "random" and os.path.basename(watched) not in landed["checkpoint_being_written"]
                              and missed < retries):
         if landed is not None:
             missed += 1
         # a fresh port for every launch: a killed launcher's rendezvous port is not reused at once
-        process = start(args, output_dir, port + 100 * missed, log)
+        process, killed = start(args, output_dir, port + 100 * missed, log), False
         started, appearances, was_there = time.perf_counter(), 0, False
         wanted = epoch if landed is None else 1  # after a miss: the next write
         while process.poll() is None:
@@ -95,8 +119,8 @@ def killed_then_resumed(args, output_dir, port, kind, delay, epoch, log, retries
             appearances += there and not was_there
             was_there = there
             if (kind != "random" and there and appearances >= wanted) or (kind == "random" and elapsed >= delay):
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                kill_tree(process)
+                killed = True
                 # read after the kill: what the resumed run finds on disk is what was being written
                 writing = glob.glob(os.path.join(checkpoints, "*.tmp"))
                 landed = {"killed_after_s": round(elapsed, 3), "checkpoint_being_written": sorted(
@@ -113,7 +137,7 @@ def killed_then_resumed(args, output_dir, port, kind, delay, epoch, log, retries
     if os.path.exists(last):
         with open(last, encoding="utf-8") as f:
             landed["last_checkpoint_epoch"] = json.load(f)["epoch"]
-    if process.returncode is not None and process.returncode < 0:  # killed: finish it
+    if killed:  # the last launch was killed: finish the run
         run_to_end(args, output_dir, port + 100 * (missed + 1), log)
     return {"killed": True, "writes_missed": missed, **landed}
 
