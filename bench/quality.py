@@ -43,6 +43,12 @@ from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name -> flags given to recipes/pretrain.py on top of its defaults
+# SASRec's layers and tokens (dropout 0.5, FFN 64, absolute positions, no token norm or output bias) on the default's
+# chunk-count batches with history items out of the training softmax; the base of the sasrec-tokens-* variants
+SASREC_TOKENS_CHUNKS_EXCL = ["--block_layout", "sasrec", "--absolute_positions", "true", "--embedding_layer_norm", "false",
+                             "--use_output_bias", "false", "--intermediate_size", "64", "--hidden_dropout_prob", "0.5",
+                             "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks", "--loss_excludes_history",
+                             "true"]
 CONFIGS = {
     "default": [],  # long+short memory, text+id tokens, causal objective, chunk-count batches, history out of the loss
     "previous-default": ["--group_by", "length", "--loss_excludes_history", "false"],  # the default until 2026-12-03
@@ -75,40 +81,14 @@ CONFIGS = {
     "sasrec-layout": ["--block_layout", "sasrec"],
     "no-early-stop": ["--patience", "40"],  # the whole 40-epoch cosine schedule, best validation epoch kept
     "group-chunks-excl-full": ["--group_by", "chunks", "--loss_excludes_history", "true", "--patience", "40"],
-    "sasrec-tokens-chunks-excl": ["--block_layout", "sasrec", "--absolute_positions", "true",
-                                  "--embedding_layer_norm", "false", "--use_output_bias", "false",
-                                  "--intermediate_size", "64", "--hidden_dropout_prob", "0.5",
-                                  "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks",
-                                  "--loss_excludes_history", "true"],
-    "sasrec-tokens-chunks-excl-standardized": ["--block_layout", "sasrec", "--absolute_positions", "true",
-                                               "--embedding_layer_norm", "false", "--use_output_bias", "false",
-                                               "--intermediate_size", "64", "--hidden_dropout_prob", "0.5",
-                                               "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks",
-                                               "--loss_excludes_history", "true", "--standardize_content", "true"],
-    "sasrec-tokens-chunks-excl-standardized-80": ["--block_layout", "sasrec", "--absolute_positions", "true",
-                                                  "--embedding_layer_norm", "false", "--use_output_bias", "false",
-                                                  "--intermediate_size", "64", "--hidden_dropout_prob", "0.5",
-                                                  "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks",
-                                                  "--loss_excludes_history", "true", "--standardize_content", "true",
-                                                  "--num_epochs", "80"],
-    "sasrec-tokens-chunks-excl-id-dropout": ["--block_layout", "sasrec", "--absolute_positions", "true",
-                                             "--embedding_layer_norm", "false", "--use_output_bias", "false",
-                                             "--intermediate_size", "64", "--hidden_dropout_prob", "0.5",
-                                             "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks",
-                                             "--loss_excludes_history", "true", "--item_id_dropout", "0.5"],
-    "sasrec-tokens-chunks-excl-128": ["--block_layout", "sasrec", "--absolute_positions", "true",
-                                      "--embedding_layer_norm", "false", "--use_output_bias", "false",
-                                      "--hidden_size", "128", "--intermediate_size", "128", "--hidden_dropout_prob", "0.5",
-                                      "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks",
-                                      "--loss_excludes_history", "true"],
+    "sasrec-tokens-chunks-excl": SASREC_TOKENS_CHUNKS_EXCL,
+    "sasrec-tokens-chunks-excl-standardized": [*SASREC_TOKENS_CHUNKS_EXCL, "--standardize_content", "true"],
+    "sasrec-tokens-chunks-excl-standardized-80": [*SASREC_TOKENS_CHUNKS_EXCL, "--standardize_content", "true", "--num_epochs", "80"],
+    "sasrec-tokens-chunks-excl-id-dropout": [*SASREC_TOKENS_CHUNKS_EXCL, "--item_id_dropout", "0.5"],
+    "sasrec-tokens-chunks-excl-128": [*SASREC_TOKENS_CHUNKS_EXCL, "--hidden_size", "128", "--intermediate_size", "128"],
     # sasrec-tokens-chunks-excl on RePlay's schedule: 128 users a batch, constant lr 1e-3, up to 200 epochs, patience 10
-    "sasrec-tokens-chunks-excl-replay-schedule": ["--block_layout", "sasrec", "--absolute_positions", "true",
-                                                  "--embedding_layer_norm", "false", "--use_output_bias", "false",
-                                                  "--intermediate_size", "64", "--hidden_dropout_prob", "0.5",
-                                                  "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks",
-                                                  "--loss_excludes_history", "true", "--batch_size", "128",
-                                                  "--learning_rate", "1e-3", "--lr_scheduler_type", "constant",
-                                                  "--num_epochs", "200", "--patience", "10"],
+    "sasrec-tokens-chunks-excl-replay-schedule": [*SASREC_TOKENS_CHUNKS_EXCL, "--batch_size", "128", "--learning_rate", "1e-3",
+                                                  "--lr_scheduler_type", "constant", "--num_epochs", "200", "--patience", "10"],
     "sasrec-tokens": ["--block_layout", "sasrec", "--absolute_positions", "true", "--embedding_layer_norm", "false",
                       "--use_output_bias", "false", "--intermediate_size", "64",
                       "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
