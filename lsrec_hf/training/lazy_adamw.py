@@ -20,19 +20,17 @@ class LazyAdamW(torch.optim.AdamW):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        sparse = [(p, p.grad) for group in self.param_groups for p in group["params"]
+        sparse = [(p, p.grad, group) for group in self.param_groups for p in group["params"]
                   if p.grad is not None and p.grad.is_sparse]
-        for p, _ in sparse:  # hidden from the dense step
+        for p, _, _ in sparse:  # hidden from the dense step
             p.grad = None
         try:
             super().step()
         finally:
-            for p, grad in sparse:
+            for p, grad, _ in sparse:
                 p.grad = grad
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None and p.grad.is_sparse:
-                    self._sparse_step(p, p.grad.coalesce(), group)
+        for p, grad, group in sparse:
+            self._sparse_step(p, grad.coalesce(), group)
         return loss
 
     def _sparse_step(self, p, grad, group):
