@@ -11,7 +11,11 @@ low-rank updates); `pipeline("recommendation", model=output_dir)`, `AutoModel.fr
 `merge_and_unload()` folds it into the base weights for serving.
 
 Items the base model has never seen are added to its catalog (extended, never replaced): a new item starts as
-its text (content embedding through the text projection, zero id embedding, mean output bias). With LoRA a grown
+its text (content embedding through the text projection, zero id embedding, mean output bias). For a new domain,
+`--new_catalog true` replaces the catalog by the data's instead (a base pretrained with text; see
+`recipes/pretrain.py --dataset a,b,c`):
+
+    python recipes/finetune.py --base_model outputs/lsrec-multi --dataset ../shared/data/amazon-office --new_catalog true With LoRA a grown
 or local base model is saved in `output_dir/base_model` and the adapter names it relative to its folder, so the
 folder loads after a move, from any directory; a Hub base is named by its id.
 """
@@ -25,7 +29,9 @@ from transformers import AutoModel, HfArgumentParser
 
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
-from lsrec_hf.training.finetuning import DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, add_lora_adapter, grow_catalog
+from lsrec_hf.data.domains import DOMAIN, with_domain
+from lsrec_hf.training.finetuning import (DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, adopt_catalog,
+                                         add_lora_adapter, grow_catalog)
 from lsrec_hf.sharing.paths import BASE_MODEL_DIR
 from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, load_dataset,
                                    make_splits, parse_recipe_args, run_recipe, setup_logging, test_and_save)
@@ -39,6 +45,7 @@ class FinetuneArguments:
     full_finetune: bool = field(default=False, metadata={"help": "Train every weight instead of a LoRA adapter."})
     # r=2 on the default targets plus the output bias trains 10,678 weights of the default model, 4.5 % of full
     # fine-tuning's 238,675 (a rank-4 item update with r=1 elsewhere, 11,418 weights, did no better: 0.162 ± 0.009).
+    new_catalog: bool = field(default=False, metadata={"help": "The data are a new domain: replace the base model's catalog by theirs (every item its text) instead of extending it; for a base pretrained with text."})
     lora_r: int = field(default=2, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=4, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
     lora_item_rank: int | None = field(default=None, metadata={
@@ -82,10 +89,17 @@ def main(argv=None):
     if base.catalog is None:
         raise DataError(f"{finetune_args.base_model}: no catalog.json beside the weights; cannot map items to the model")
     data = load_dataset(data_args, parser, accelerator)
+    if base.config.scenario_feature == DOMAIN:  # pretrained on several domains: this one is named by the data
+        data = with_domain(data)
     old = len(base.catalog)
-    added = grow_catalog(base, data.catalog, accelerator)
-    if added:
-        accelerator.print(f"catalog: {old} items of the base model + {added} new items")
+    if finetune_args.new_catalog:
+        adopt_catalog(base, data.catalog, accelerator)
+        added = len(base.catalog)
+        accelerator.print(f"catalog: the base model's {old} items replaced by the {added} items of {data.name}")
+    else:
+        added = grow_catalog(base, data.catalog, accelerator)
+        if added:
+            accelerator.print(f"catalog: {old} items of the base model + {added} new items")
     sequences, splits = make_splits(data, data_args, accelerator, catalog=base.catalog, config=base.config)
 
     if added and hub_args.push_to_hub and not finetune_args.full_finetune:

@@ -4,6 +4,13 @@
     accelerate launch recipes/pretrain.py --data_dir path/to/ml-1m --output_dir outputs/ml-1m
     python recipes/pretrain.py --memory short --objective cloze # the same script without a launcher
     python recipes/pretrain.py --push_to_hub --hub_model_id me/lsrec-ml-100k  # then upload model, catalog and card
+    python recipes/pretrain.py --dataset ../shared/data/amazon-beauty,../shared/data/amazon-toys,../shared/data/steam
+
+Several data sets (comma-separated) are pretrained on as one catalog of domains: ids prefixed by each set's
+name, a domain token per event, text-only items (no id embedding or output bias: a new catalog has neither),
+epochs balanced across domains (`--domain_balance`), each user ranked within its own domain, metrics per domain.
+Such a checkpoint recommends in a catalog it has never seen: `pipeline("recommendation", model=..., catalog=...)`,
+or `recipes/finetune.py --new_catalog true` to adapt it there.
 
 Multi-process (gloo on CPU, NCCL on GPUs), mixed precision and gradient accumulation come from
 `accelerate launch` flags; the script does not change.
@@ -16,8 +23,9 @@ from accelerate.utils import set_seed
 from transformers import HfArgumentParser
 
 import lsrec_hf
+from lsrec_hf.data.domains import DOMAIN
 from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES, LSRecConfig
-from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names,
+from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, dataset_sources,
                                    feature_vocabularies, load_dataset, make_splits, parse_recipe_args, run_recipe,
                                    setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
@@ -27,10 +35,10 @@ from lsrec_hf.training import TrainingArguments, train
 @dataclass
 class ModelArguments:
     text_encoder: str | None = field(default=DEFAULT_TEXT_ENCODER, metadata={"help": "Sentence-transformers model for item text; 'none' for id-only."})
-    use_item_ids: bool = field(default=LSRecConfig.use_item_ids, metadata={"help": "Learn an id embedding per item."})
+    use_item_ids: bool | None = field(default=None, metadata={"help": "Learn an id embedding per item; unset: on for one data set, off for several (text-only items: what a new catalog can have)."})
     item_id_dropout: float = field(default=LSRecConfig.item_id_dropout, metadata={"help": "Training probability of leaving an item's id embedding out (its text alone): better cold items."})
     standardize_content: bool = field(default=LSRecConfig.standardize_content, metadata={"help": "Centre and scale each dimension of the text embeddings on the catalog's statistics before the projection."})
-    use_output_bias: bool = field(default=LSRecConfig.use_output_bias, metadata={"help": "Add a learned score offset per item."})
+    use_output_bias: bool | None = field(default=None, metadata={"help": "Add a learned score offset per item; unset: on for one data set, off for several (per-item state does not transfer)."})
     absolute_positions: bool = field(default=LSRecConfig.absolute_positions, metadata={"help": "Add learned positions counted from the segment's end (SASRec's) to the relative position bias."})
     embedding_layer_norm: bool = field(default=LSRecConfig.embedding_layer_norm, metadata={"help": "Layer-normalise item tokens before the first layer."})
     block_layout: str = field(default=LSRecConfig.block_layout, metadata={"help": "Transformer layers: 'pre-norm' or SASRec's ('sasrec').", "choices": ["pre-norm", "sasrec"]})
@@ -48,7 +56,7 @@ class ModelArguments:
     loss: str = field(default=LSRecConfig.loss, metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
     num_negatives: int = field(default=LSRecConfig.num_negatives, metadata={"help": "Negatives per step of the sampled softmax (shared by the batch, drawn from the items' training frequencies)."})
     context_features: str | None = field(default=None, metadata={"help": "Comma-separated per-event features to embed: interaction columns and/or derived 'hour', 'weekday'."})
-    scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics."})
+    scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics. With several data sets: 'domain' unless told ('none' for no domain token)."})
     user_features: str | None = field(default=None, metadata={"help": "Comma-separated columns of the users table to embed as a user token (e.g. 'age,gender,occupation')."})
 
 
@@ -61,6 +69,14 @@ def main(argv=None):
     check_hub_repo(hub_args, train_args.output_dir, accelerator)
 
     data = load_dataset(data_args, parser, accelerator)
+    several_domains = len(dataset_sources(data_args)) > 1
+    for name in ("use_item_ids", "use_output_bias"):  # unset: per-item state for one domain, none for several
+        if getattr(model_args, name) is None:
+            setattr(model_args, name, not several_domains)
+    if several_domains and model_args.scenario_feature is None:
+        model_args.scenario_feature = DOMAIN  # a domain token per event, and metrics per domain
+    if model_args.scenario_feature == "none":
+        model_args.scenario_feature = None
     context_features = comma_separated_names(model_args.context_features)
     if model_args.scenario_feature and model_args.scenario_feature not in context_features:
         context_features.append(model_args.scenario_feature)

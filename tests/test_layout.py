@@ -23,6 +23,8 @@ EXCEPTIONS = {
         "the loaders render item text with the catalog's DEFAULT_TEXT_TEMPLATE",
     ("lsrec_hf.data.recdataset", "lsrec_hf.processing.catalog"):
         "a loaded data set carries its ItemCatalog",
+    ("lsrec_hf.data.domains", "lsrec_hf.processing.catalog"):
+        "a combined data set carries one ItemCatalog of every domain's items",
     ("lsrec_hf.model.hub_io", "lsrec_hf.sharing.model_card"):
         "the model's push_to_hub writes its card",
     ("lsrec_hf.model.hub_io", "lsrec_hf.sharing.paths"):

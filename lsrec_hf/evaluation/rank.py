@@ -33,6 +33,26 @@ def ranking_name(exclude_history):
     return "full catalog, history items excluded" if exclude_history else "full catalog, history items kept"
 
 
+def item_domains(model):
+    """Each catalog item's domain as a code `[num_items]` when the catalog combines several (its `domain`
+    attribute, `lsrec_hf.data.domains`), else None."""
+    catalog = getattr(model, "catalog", None)
+    domains = None if catalog is None else catalog.attributes.get("domain")
+    if not domains or len(set(domains)) < 2:
+        return None
+    _, codes = np.unique(np.asarray(domains, dtype=object).astype(str), return_inverse=True)
+    return torch.as_tensor(codes, dtype=torch.long)
+
+
+def mask_other_domains(scores, input_ids, domains):
+    """Set to -inf the scores of items outside the domain of each user's last history item (in place): a user of
+    a combined data set is ranked over its own domain's catalog, as a run on that domain alone would rank it."""
+    domains = domains.to(scores.device)
+    user_domain = domains[item_indices_or(input_ids[:, -1:], 0)]  # histories are left-padded: the last is an event
+    scores.masked_fill_(domains[None, :] != user_domain, float("-inf"))
+    return scores
+
+
 def mask_history(scores, input_ids):
     """Set the scores of the items in each user's input history to -inf (in place)."""
     num_items = scores.shape[1]
@@ -50,7 +70,8 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
     """Top-k item lists and targets for this process's share of `examples`.
 
     With `exclude_history` (the default) no item of a user's input history is ranked; without it a
-    history item may take any place, as in RecBole's protocol.
+    history item may take any place, as in RecBole's protocol. A model whose catalog combines several domains
+    ranks each user over the items of the user's domain only.
     `retrieval="faiss"` takes the top-k from the model's faiss index (`lsrec_hf.model.retrieval`) instead of scoring
     the whole catalog (`"exact"`, the default); a list is then shorter only where the index found too few items.
 
@@ -58,6 +79,10 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
     with `return_positions` the index in `examples` of each row (rows are ordered by history length).
     """
     check_retrieval(retrieval)
+    domains = item_domains(model)
+    if domains is not None and retrieval == "faiss":
+        raise ValueError("retrieval='faiss' ranks the whole catalog; a multi-domain model ranks each user within "
+                         "its domain: use retrieval='exact'")
     model.eval()
     device = accelerator.device if accelerator is not None else model.device
     num_processes = accelerator.num_processes if accelerator is not None else 1
@@ -88,6 +113,8 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
             scores = scores.float()
             if exclude_history:
                 scores = mask_history(scores, input_ids)
+            if domains is not None:
+                scores = mask_other_domains(scores, input_ids, domains)
             ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
         gates.extend(gate.float().cpu().tolist())

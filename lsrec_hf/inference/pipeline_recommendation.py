@@ -4,6 +4,7 @@ Registered with transformers on `import lsrec_hf`, so `pipeline("recommendation"
 task. The model's item catalog turns item ids and titles into tokens and scores back into items; no tokenizer.
 """
 
+import copy
 import difflib
 import numbers
 import warnings
@@ -20,6 +21,7 @@ from ..data.errors import shown
 from ..processing.context import encode_target_context
 from ..evaluation.rank import mask_history as exclude_items
 from .explain import explain_recommendations, item_name
+from .new_catalog import new_catalog
 from ..model.modeling_lsrec import LSRecForSequentialRecommendation
 from .profile import interest_profile
 from ..model.retrieval import check_retrieval, retrieve
@@ -133,6 +135,10 @@ class RecommendationPipeline(Pipeline):
     `pipeline("recommendation", model=peft_model)` or `RecommendationPipeline(model=peft_model)`; so does the model of
     `peft_model.merge_and_unload()`. A saved adapter folder also loads by path, `pipeline("recommendation",
     model=adapter_dir)`: the catalog is read from the base model that `adapter_config.json` names.
+
+    `catalog=` recommends in a catalog the model was never trained on, with no training (zero-shot): an `ItemCatalog`,
+    or a data folder or file `lsrec_hf.data.load_data` reads (its items). The items are encoded with the model's text
+    encoder and ranked by their text alone (`LSRecForSequentialRecommendation.replace_catalog`), on a copy of the model.
     """
 
     _load_processor = False
@@ -141,8 +147,13 @@ class RecommendationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, catalog=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if catalog is not None:
+            # a catalog the model was never trained on (zero-shot, a new domain): a copy of the model recommends in
+            # it through its items' text, and the caller's model keeps its own catalog
+            self.model = copy.deepcopy(self.model)
+            new_catalog(self.lsrec_model, catalog)
         catalog = self.lsrec_model.catalog
         if catalog is None:
             raise ValueError("the recommendation pipeline needs the model's item catalog (catalog.json beside the "

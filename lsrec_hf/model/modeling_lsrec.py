@@ -509,6 +509,35 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         self.catalog = catalog
         return added
 
+    @torch.no_grad()
+    def replace_catalog(self, catalog, content_embeddings=None):
+        """Make the model recommend in `catalog`, a catalog it was never trained on (a new domain), in place.
+
+        Every item is then what its text says: `content_embeddings` `[len(catalog), content_dim]` of the new items'
+        texts (encoded with `config.text_encoder`) through the trained projection, id embeddings zero, one shared
+        output bias. The layers, the projection and the text statistics of `standardize_content` are kept: they are
+        what transfers. An id-only model has nothing to tell new items apart by, so it is refused.
+        """
+        embeddings = self.model.embeddings
+        if embeddings.text_proj is None:
+            raise ValueError("replace_catalog: an id-only model cannot recommend in a new catalog (its items are only "
+                             "their ids); train with a text encoder")
+        new = len(catalog)
+        if content_embeddings is None or tuple(content_embeddings.shape) != (new, self.config.content_dim):
+            shape = None if content_embeddings is None else tuple(content_embeddings.shape)
+            raise ValueError(f"replace_catalog: content_embeddings of shape ({new}, {self.config.content_dim}) are "
+                             f"needed for the {new} items of the new catalog, got {shape}")
+        if embeddings.item_ids is not None:
+            embeddings.item_ids = nn.Embedding(new, self.config.hidden_size).to(embeddings.item_ids.weight)
+            embeddings.item_ids.weight.zero_()
+        embeddings.content_embeddings = torch.as_tensor(content_embeddings).to(embeddings.content_embeddings)
+        bias = self.output_bias.bias.data
+        self.output_bias.bias = nn.Parameter(bias.mean().expand(new).clone())
+        self.sampling_probs = torch.full((new,), 1.0 / max(new, 1), device=bias.device)
+        self.config.num_items = new
+        self.catalog = catalog
+        return self
+
     def set_item_frequencies(self, counts):
         """Use item popularity (smoothed) as the sampled-softmax proposal; log-Q corrects for it."""
         probs = torch.as_tensor(counts, dtype=torch.float).clamp(min=0) + 1.0

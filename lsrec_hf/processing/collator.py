@@ -131,11 +131,14 @@ class LengthBucketSampler(Sampler):
     With `bucket` (the segment length), users are grouped by the number of chunks their history fills and drawn at
     random within a group: no more padding (a batch is padded to whole segments anyway), but no batch of users of
     one exact length either. Without it, users are sorted by their exact length.
-    Yields global batches of `batch_size` indices; ranks split rows in the collator.
+    With `weights` (one per user), each epoch draws as many users as there are, with replacement, in proportion
+    to them (domain-balanced multi-domain training). Yields global batches of `batch_size` indices; ranks split
+    rows in the collator.
     """
 
-    def __init__(self, lengths, batch_size, shuffle=True, seed=0, min_batch_size=1, bucket=None):
+    def __init__(self, lengths, batch_size, shuffle=True, seed=0, min_batch_size=1, bucket=None, weights=None):
         self.bucket = bucket
+        self.weights = None if weights is None else list(weights)
         self.lengths = list(lengths) if bucket is None else [math.ceil(length / bucket) for length in lengths]
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -148,9 +151,12 @@ class LengthBucketSampler(Sampler):
 
     def _batches(self):
         rng = random.Random(self.seed + self.epoch)
+        users = range(len(self.lengths))
+        if self.weights is not None:  # an epoch of as many draws, with replacement, in proportion to the weights
+            users = rng.choices(users, weights=self.weights, k=len(self.lengths))
         # sort by length with random tie-breaks so batches differ from epoch to epoch
-        jitter = [rng.random() if self.shuffle else 0.0 for _ in self.lengths]
-        order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], jitter[i]))
+        keys = [(self.lengths[i], rng.random() if self.shuffle else 0.0, i) for i in users]
+        order = [i for _, _, i in sorted(keys)]
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         batches = [b for b in batches if len(b) >= self.min_batch_size]
         if self.shuffle:

@@ -1,4 +1,5 @@
-"""Adapting a pretrained model to new data: its catalog grown by the items it never saw, a LoRA adapter (PEFT).
+"""Adapting a pretrained model to new data: its catalog grown by the items it never saw (or replaced by a new
+domain's), a LoRA adapter (PEFT).
 
 Imports the model and the text encoder; used by `recipes/finetune.py` and the transfer benchmark.
 """
@@ -44,9 +45,11 @@ def add_lora_adapter(model, r=2, alpha=4, dropout=0.05, item_rank=None, target_m
     if unknown:
         raise ValueError(f"modules_to_save: {unknown} are not modules of this model")
     item_rank = item_rank or r
+    item_update = "item_ids" in target_modules  # a text-only model has no id table to adapt
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
-                        modules_to_save=modules_to_save or None, rank_pattern={"item_ids": item_rank},
-                        alpha_pattern={"item_ids": item_rank * alpha / r})
+                        modules_to_save=modules_to_save or None,
+                        rank_pattern={"item_ids": item_rank} if item_update else {},
+                        alpha_pattern={"item_ids": item_rank * alpha / r} if item_update else {})
     return get_peft_model(model, config)
 
 
@@ -74,4 +77,19 @@ def grow_catalog(model, catalog, accelerator=None):
     return added
 
 
-__all__ = ["DEFAULT_LORA_TARGETS", "DEFAULT_MODULES_TO_SAVE", "LORA_LEARNING_RATE", "add_lora_adapter", "grow_catalog"]
+def adopt_catalog(model, catalog, accelerator=None):
+    """Put `model` onto `catalog`, a catalog of new items only (a new domain), in place: every item is then its
+    text, encoded with the model's text encoder (`LSRecForSequentialRecommendation.replace_catalog`)."""
+    if not model.config.use_content:
+        raise ValueError("an id-only model cannot move to a new catalog: its items are only their ids; pretrain "
+                         "with a text encoder")
+    main_first = accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext()
+    with main_first:
+        content = encode_texts(catalog.texts, model.config.text_encoder,
+                               show_progress_bar=accelerator is None or accelerator.is_local_main_process)
+    model.replace_catalog(catalog, content)
+    logger.info("catalog: %d new items, each represented by its text", len(catalog))
+    return model
+
+
+__all__ = ["adopt_catalog", "DEFAULT_LORA_TARGETS", "DEFAULT_MODULES_TO_SAVE", "LORA_LEARNING_RATE", "add_lora_adapter", "grow_catalog"]

@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from .lazy_adamw import LazyAdamW, clip_grad_norm
 from .checkpointing import (find_resumable, load_checkpoint, save_checkpoint, swap_into_place, verify_manifest,
                             write_manifest)
+from ..data.domains import domain_weights
 from ..data.errors import DataError
 from ..processing.collator import LengthBucketSampler, TrainingCollator
 from ..processing.sequences import item_counts
@@ -48,6 +50,7 @@ class TrainingArguments:
     eval_every: int = field(default=1, metadata={"help": "Evaluate (and checkpoint) every N epochs."})
     seed: int = field(default=42, metadata={"help": "Random seed."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
+    domain_balance: float = field(default=0.5, metadata={"help": "With a catalog of several domains (--dataset a,b,c): each epoch draws users so that a domain's share is proportional to its users ** this (1: as in the data, 0: every domain alike, 0.5: between, as multilingual pretraining samples languages)."})
     sparse_item_gradients: bool | None = field(default=None, metadata={"help": "Sparse gradients for the item-id table, stepped by a lazy AdamW (only the rows a step reads are updated), so that a step's cost does not grow with the catalog. Unset: on with the sampled softmax, off with the full one (which reads every row)."})
 
 
@@ -98,6 +101,22 @@ def _lr_schedule(args, steps_per_epoch):
     return factor
 
 
+def domain_balanced_weights(model, sequences, args):
+    """Per training user, the weight that gives each domain of a combined catalog its `args.domain_balance`
+    share of an epoch (`lsrec_hf.data.domains.domain_weights`); None for one domain or `domain_balance` 1."""
+    catalog = getattr(model, "catalog", None)
+    domains = None if catalog is None else catalog.attributes.get("domain")
+    if not domains or len(set(domains)) < 2 or args.domain_balance == 1.0:
+        return None
+    user_domains = [domains[int(sequence[0])] for sequence in sequences]  # an item belongs to one domain
+    weights = domain_weights(user_domains, args.domain_balance)
+    names, counts = np.unique(user_domains, return_counts=True)
+    shares = {name: float(weights[np.asarray(user_domains) == name].sum()) for name in names}
+    logger.info("domain-balanced epochs (domain_balance %.2f): %s", args.domain_balance,
+                ", ".join(f"{n} {c} users, {100 * shares[n]:.0f} %" for n, c in zip(names, counts)))
+    return weights
+
+
 def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values=DEFAULT_K_VALUES):
     """Train `model` on `splits.train`, early-stop on `splits.valid`, return the best model's test metrics.
 
@@ -123,7 +142,8 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
     input_lengths = [len(s) - (config.objective == "causal") for s, _ in train_sequences]
     sampler = LengthBucketSampler(input_lengths, args.batch_size, shuffle=True, seed=args.seed,
                                   min_batch_size=accelerator.num_processes,
-                                  bucket=config.segment_length if args.group_by == "chunks" else None)
+                                  bucket=config.segment_length if args.group_by == "chunks" else None,
+                                  weights=domain_balanced_weights(model, [s for s, _ in train_sequences], args))
     collator = TrainingCollator(config.segment_length, config.objective, config.mask_prob,
                                 args.max_history_length, accelerator.num_processes, accelerator.process_index,
                                 config.scenario_index)

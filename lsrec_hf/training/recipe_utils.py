@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from transformers.utils.hub import hf_api
 
 from ..data import DataError, load_data
+from ..data.domains import combine_domains
+from ..data.sampling import sample_users
 from ..data.errors import shown
 from ..evaluation.rank import evaluate_ranking, ranking_name
 from ..sharing.model_card import build_model_card
@@ -21,7 +23,8 @@ from .loop import format_metrics_table
 
 @dataclass
 class DataArguments:
-    dataset: str = field(default="ml-100k", metadata={"help": "'ml-100k' (fetched offline), or a file/directory."})
+    dataset: str = field(default="ml-100k", metadata={"help": "'ml-100k' (fetched offline), or a file/directory; several, comma-separated, are pretrained on as one catalog of domains (ids prefixed by each one's name)."})
+    max_users: int | None = field(default=None, metadata={"help": "Keep a random sample of this many users of each data set, with all their events (seed 0: the same sample for every --seed)."})
     data_dir: str | None = field(default=None, metadata={"help": "Directory of already-extracted data files."})
     split: str = field(default="leave-one-out", metadata={"help": "Evaluation split.", "choices": ["leave-one-out", "temporal"]})
     text_template: str | None = field(default=None, metadata={"help": "Item text template, e.g. '{title} ({year}). Genres: {genres}.'"})
@@ -115,9 +118,22 @@ def setup_logging(accelerator):
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per checkpoint file is noise
 
 
+def dataset_sources(data_args):
+    """The data sets `--dataset` names: one, or several comma-separated (a path holding a comma is one)."""
+    if os.path.exists(data_args.dataset) or "," not in data_args.dataset:
+        return [data_args.dataset]
+    return comma_separated_names(data_args.dataset)
+
+
 def load_dataset(data_args, parser, accelerator):
+    sources = dataset_sources(data_args)
+    if len(sources) > 1 and data_args.data_dir:
+        parser.error("--data_dir reads one data set; give several as --dataset a,b,c (paths)")
+    kwargs = _loader_kwargs(data_args, parser)
     with accelerator.main_process_first():  # the main process fetches and caches, the others read the cache
-        data = load_data(data_args.dataset, data_dir=data_args.data_dir, **_loader_kwargs(data_args, parser))
+        parts = [sample_users(load_data(source, data_dir=data_args.data_dir, **kwargs), data_args.max_users,
+                              seed=0) for source in sources]
+    data = parts[0] if len(parts) == 1 else combine_domains(parts)
     # what loading counted, so that nothing is dropped unnoticed
     counts = ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in data.report.items())
     accelerator.print(f"{data.name}: {counts}")
