@@ -24,7 +24,7 @@ from transformers import HfArgumentParser
 
 import lsrec_hf
 from lsrec_hf.data.domains import DOMAIN
-from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, OBJECTIVES, LSRecConfig
+from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, NEGATIVE_SAMPLING, OBJECTIVES, LSRecConfig
 from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, dataset_sources,
                                    feature_vocabularies, load_dataset, make_splits, parse_recipe_args, run_recipe,
                                    setup_logging, test_and_save)
@@ -55,6 +55,7 @@ class ModelArguments:
     loss_excludes_history: bool | None = field(default=LSRecConfig.loss_excludes_history, metadata={"help": "Leave each user's history items out of the training softmax (causal, full loss), as evaluation leaves them out of the ranking; unset: on wherever it applies."})
     loss: str = field(default=LSRecConfig.loss, metadata={"help": "Full softmax, or sampled softmax with log-Q correction.", "choices": list(LOSSES)})
     num_negatives: int = field(default=LSRecConfig.num_negatives, metadata={"help": "Negatives per step of the sampled softmax (shared by the batch, drawn from the items' training frequencies)."})
+    negative_sampling: str = field(default=LSRecConfig.negative_sampling, metadata={"help": "The sampled softmax's negatives: from the items' frequencies, or the batch's other targets plus uniform draws ('mixed').", "choices": list(NEGATIVE_SAMPLING)})
     context_features: str | None = field(default=None, metadata={"help": "Comma-separated per-event features to embed: interaction columns and/or derived 'hour', 'weekday'."})
     scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics. With several data sets: 'domain' unless told ('none' for no domain token)."})
     user_features: str | None = field(default=None, metadata={"help": "Comma-separated columns of the users table to embed as a user token (e.g. 'age,gender,occupation')."})

@@ -182,6 +182,39 @@ def test_sampled_softmax_estimates_the_full_normaliser_without_bias(proposal):
     assert ratios.mean(0).sub(1).abs().max() < 0.05
 
 
+def test_mixed_negatives_estimate_the_full_normaliser_without_bias_when_targets_follow_the_data():
+    # in-batch negatives are the other positions' targets, drawn from the data (here: from q); plus uniform draws
+    model = make_model(loss="sampled", num_negatives=4, negative_sampling="mixed")
+    model.set_item_frequencies(torch.arange(NUM_ITEMS) ** 2)
+    states = model.model.encode(random_history(batch=6, length=5)).user_state[:, -1]
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        normaliser = torch.logsumexp(model.item_scores(states), dim=1)
+        ratios = []
+        for _ in range(4000):
+            targets = torch.multinomial(model.sampling_probs, len(states), replacement=True, generator=generator)
+            logits = model._sampled_logits(states, targets)
+            ratios.append(torch.exp(torch.logsumexp(logits, dim=1) - normaliser))  # estimate / true normaliser
+    assert torch.stack(ratios).mean(0).sub(1).abs().max() < 0.05
+
+
+def test_mixed_negatives_are_the_other_positions_targets_and_uniform_draws():
+    model = make_model(loss="sampled", num_negatives=2, negative_sampling="mixed")
+    model.set_item_frequencies(torch.arange(NUM_ITEMS))
+    states = model.model.encode(random_history(batch=3, length=4)).user_state[:, -1]
+    targets = torch.tensor([3, 7, 11])
+    with torch.no_grad():
+        logits = model._sampled_logits(states, targets)
+        scores = model.item_scores(states)
+    assert logits.shape == (3, 1 + 3 + 2)  # the target, the batch's 3 targets, 2 uniform draws
+    assert logits[0, 0] == pytest.approx(scores[0, 3].item(), abs=1e-5)
+    assert logits[0, 1] == float("-inf")  # its own target among the in-batch negatives: an accidental hit
+    expected_count = 2 * model.sampling_probs[7] + 2 / NUM_ITEMS
+    assert logits[0, 2] == pytest.approx((scores[0, 7] - torch.log(expected_count)).item(), abs=1e-5)
+    with pytest.raises(ValueError, match="negative_sampling"):
+        make_model(negative_sampling="in-batch")
+
+
 def test_segment_of_pure_padding_gives_zero_loss_not_nan():
     model = make_model().train()
     ids = torch.zeros(2, 4, dtype=torch.long)

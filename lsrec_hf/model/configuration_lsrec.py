@@ -7,6 +7,7 @@ from ..processing.tokens import MASK_TOKEN_ID, NUM_SPECIAL_TOKENS, PAD_TOKEN_ID 
 MEMORY_MODES = ("long+short", "short", "long")
 OBJECTIVES = ("causal", "cloze")
 LOSSES = ("full", "sampled")
+NEGATIVE_SAMPLING = ("frequency", "mixed")
 BLOCK_LAYOUTS = ("pre-norm", "sasrec")
 
 
@@ -64,6 +65,9 @@ class LSRecConfig(PreTrainedConfig):
             out of the ranking. Unset, it is on wherever it applies (`objective="causal"`, `loss="full"`). Otherwise every history item is a negative of every later position: the user state
             is pushed away from the items just consumed, and from the items whose text is like theirs.
         num_negatives (`int`, defaults to 1024): negatives per batch for the sampled softmax.
+        negative_sampling (`str`, defaults to `"frequency"`): the sampled softmax's negatives: `"frequency"` draws
+            `num_negatives` from the items' training frequencies; `"mixed"` takes the batch's other targets plus
+            `num_negatives` uniform draws (mixed negative sampling). Both are log-Q corrected.
         relative_attention_num_buckets (`int`, defaults to 32): buckets of the relative position bias.
         relative_attention_max_distance (`int`, defaults to 256): distance beyond which buckets are shared.
         layer_norm_eps (`float`, defaults to 1e-6): epsilon of the layer norms.
@@ -106,6 +110,7 @@ class LSRecConfig(PreTrainedConfig):
     loss: str = "full"
     loss_excludes_history: bool | None = None
     num_negatives: int = 1024
+    negative_sampling: str = "frequency"
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 256
     layer_norm_eps: float = 1e-6
@@ -129,6 +134,8 @@ class LSRecConfig(PreTrainedConfig):
             (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
             (self.block_layout in BLOCK_LAYOUTS, f"block_layout must be one of {BLOCK_LAYOUTS}, got {self.block_layout!r}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
+            (self.negative_sampling in NEGATIVE_SAMPLING,
+             f"negative_sampling must be one of {NEGATIVE_SAMPLING}, got {self.negative_sampling!r}"),
             (self.use_item_ids or (self.use_content and self.content_dim > 0),
              "an item token needs item ids or content embeddings: set use_item_ids=True or use_content=True"),
             (self.hidden_size % self.num_attention_heads == 0,

@@ -600,23 +600,33 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         return first[rows, :num_items] <= steps[:, None]
 
     def _sampled_softmax_loss(self, states, targets):
-        """Softmax over [target ; K shared negatives drawn from q], each negative's logit corrected by -log(K q).
+        return F.cross_entropy(self._sampled_logits(states, targets), torch.zeros_like(targets), reduction="sum")
 
-        exp(target) + sum over negatives of exp(score) / (K q) is an unbiased estimate of the full softmax's
-        normaliser (accidental hits of the target are dropped: the target is counted once, exactly), so the loss
-        tends to full cross-entropy as K grows, whatever the proposal q (the training loop sets it to the items'
-        training frequencies: `set_item_frequencies`).
+    def _sampled_logits(self, states, targets):
+        """`[positions, 1 + negatives]` logits: the target's, then the shared negatives', each corrected by -log of
+        the negative's expected count in the pool.
+
+        `negative_sampling="frequency"`: K negatives drawn from q (the items' training frequencies,
+        `set_item_frequencies`), expected count K q. `"mixed"` (mixed negative sampling, as eSASRec and gSASRec
+        train): the other positions' targets (in-batch negatives, drawn from the data, i.e. from q) and K uniform
+        draws, expected count (P - 1) q + K / N. Either way exp(target) + sum of exp(score) / count is an unbiased
+        estimate of the full softmax's normaliser (accidental hits of the target are dropped: the target is counted
+        once, exactly), so the loss tends to full cross-entropy as K grows.
         """
-        num_negatives = self.config.num_negatives
-        negatives = torch.multinomial(self.sampling_probs, num_negatives, replacement=True)
-        log_q = torch.log(self.sampling_probs * num_negatives)
+        num_negatives, num_items = self.config.num_negatives, self.config.num_items
+        if self.config.negative_sampling == "mixed":
+            uniform = torch.randint(num_items, (num_negatives,), device=targets.device)
+            negatives = torch.cat([targets, uniform])
+            log_count = torch.log((len(targets) - 1) * self.sampling_probs + num_negatives / num_items)
+        else:
+            negatives = torch.multinomial(self.sampling_probs, num_negatives, replacement=True)
+            log_count = torch.log(self.sampling_probs * num_negatives)
         positive = (states * self.model.embeddings.item_representations(targets)).sum(-1)
         if self.config.use_output_bias:
             positive = positive + self.output_bias(targets)
-        negative = self.item_scores(states, negatives) - log_q[negatives]
+        negative = self.item_scores(states, negatives) - log_count[negatives]
         negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
-        logits = torch.cat([positive[:, None], negative], dim=1).float()
-        return F.cross_entropy(logits, torch.zeros_like(targets), reduction="sum")
+        return torch.cat([positive[:, None], negative], dim=1).float()
 
     @torch.no_grad()
     def score_next(self, input_ids, attention_mask=None, memory=None, context_ids=None, target_context_ids=None):
