@@ -42,3 +42,15 @@ def test_the_card_of_an_adapter_names_its_hub_base_model_in_the_metadata():
                             adapter=True, recipe="recipes/finetune.py")
     assert card.data.library_name == "peft" and card.data.base_model == "me/lsrec-ml-100k"
     assert "with `recipes/finetune.py`" in card.text and 'from_pretrained("me/ft")' in card.text
+
+
+def test_the_card_of_a_multi_domain_checkpoint_lists_its_domains_and_how_to_move_it():
+    per_domain = {"amazon-beauty": {**RESULTS["test"], "num_users": 500, "ndcg@10": 0.031},
+                  "steam": {**RESULTS["test"], "num_users": 400, "ndcg@10": 0.052}}
+    config = LSRecConfig(num_items=20, use_item_ids=False, context_vocab={"domain": ["amazon-beauty", "steam"]},
+                         scenario_feature="domain")
+    card = build_model_card(config, {**RESULTS, "test": {**RESULTS["test"], "per_scenario": per_domain}},
+                            repo_id="me/lsrec-multi")
+    assert "| amazon-beauty | 500 | 0.2100 | 0.0310 |" in card.text and "| steam | 400 | 0.2100 | 0.0520 |" in card.text
+    assert 'catalog="path/to/new-domain"' in card.text and "--base_model me/lsrec-multi" in card.text
+    assert "Pretraining domains" not in build_model_card(CONFIG, RESULTS).text

@@ -55,6 +55,12 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None, bas
                            history_rule=("items in the user's input history excluded from the ranking"
                                          if results.get("exclude_history", True) else
                                          "items in the user's input history kept in the ranking (RecBole's protocol)"))
+        if config.scenario_feature == "domain" and test.get("per_scenario"):
+            # a multi-domain checkpoint: what it was pretrained on, how each domain scores, how to carry it elsewhere
+            description["domains_table"] = "\n".join(
+                ["| domain | test users | HR@10 | NDCG@10 |", "|---|---|---|---|"]
+                + [f"| {domain} | {m['num_users']} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} |"
+                   for domain, m in sorted(test["per_scenario"].items())])
     hub_base = base_model if base_model and not os.path.exists(base_model) and is_hub_id(base_model) else None
     card_data = ModelCardData(library_name="peft" if adapter else "transformers", pipeline_tag=None,
                               tags=["recommendation", "lsrec"] + (["lora"] if adapter else []), base_model=hub_base,
