@@ -28,6 +28,28 @@ def test_unknown_item_is_named():
         build_user_sequences(interactions([("u1", "zz", 1)]), CATALOG)
 
 
+def test_grouping_in_small_batches_gives_the_same_sequences_as_in_one(ml100k_slice):
+    from lsrec_hf.data import load_data
+
+    data = load_data(ml100k_slice)
+    whole = build_user_sequences(data.interactions, data.catalog)
+    batched = build_user_sequences(data.interactions, data.catalog, batch_rows=997)  # users cross batch borders
+    assert batched.user_ids == whole.user_ids and len(whole) == 120
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype == np.int64 for a, b in zip(whole.items, batched.items))
+    assert all(np.array_equal(a, b) for a, b in zip(whole.timestamps, batched.timestamps))
+    # a selected subset (an indices mapping over the Arrow table) is read through the mapping
+    subset = data.interactions.select(range(5000, 9000))
+    frame = subset.to_pandas()
+    sequences = build_user_sequences(subset, data.catalog, batch_rows=333)
+    assert sequences.num_events == 4000 and sequences.user_ids == list(dict.fromkeys(frame["user_id"]))
+
+
+def test_an_unknown_item_in_a_later_batch_is_named_with_its_row():
+    rows = [("u1", "a", t) for t in range(10)] + [("u2", "zz", 3), ("u2", "yy", 4)]
+    with pytest.raises(ValueError, match=r"'zz' \(row 10\).* 2 rows have unknown items"):
+        build_user_sequences(interactions(rows), CATALOG, batch_rows=4)
+
+
 def test_leave_one_out_holds_out_last_two_events():
     data = interactions([("u1", x, t) for t, x in enumerate("abcde")] + [("u2", "a", 1), ("u2", "b", 2)])
     splits = leave_one_out(build_user_sequences(data, CATALOG))

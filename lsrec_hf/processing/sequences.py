@@ -4,6 +4,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pa_compute
+from tqdm.auto import tqdm
 
 from ..data.errors import DataError
 
@@ -50,43 +53,69 @@ class Splits:
     train_context: list | None = None  # [events, features] side-feature ids of each training part, or None
 
 
-def build_user_sequences(interactions, catalog, features=None):
+# Rows read at a time: the raw log (text ids) is never whole in memory, only its integer codes are.
+GROUPING_BATCH_ROWS = 1_000_000
+
+
+def build_user_sequences(interactions, catalog, features=None, batch_rows=GROUPING_BATCH_ROWS, show_progress_bar=None):
     """Group a `datasets.Dataset` of (user_id, item_id, timestamp) rows into time-ordered user sequences.
 
-    `features`: optional `[rows, F]` side-feature ids aligned with the rows (`context.encode_features`).
+    The rows are read from Arrow `batch_rows` at a time (memory-mapped when the dataset is on disk): each batch's
+    text ids become integer codes, so peak memory grows with the number of events times a few integers, not with the
+    raw log (`bench/event_log_scale.py`). Users come in order of first appearance; a user's events are ordered by
+    time, ties by row. `features`: optional `[rows, F]` side-feature ids aligned with the rows
+    (`context.encode_features`).
     """
-    table = interactions.select_columns(["user_id", "item_id", "timestamp"]).to_pandas()
-    if len(table) == 0:
+    num_rows = interactions.num_rows
+    if num_rows == 0:
         raise DataError("interactions: the dataset has no rows")
-    unknown = ~table["item_id"].astype(str).isin(catalog.item_ids)
-    if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise DataError(f"interactions: item id '{table['item_id'].iloc[row]}' (row {row}) is not in the catalog;"
-                         f" {int(unknown.sum())} rows have unknown items")
-    index = {item_id: i for i, item_id in enumerate(catalog.item_ids)}
-    items = table["item_id"].astype(str).map(index).to_numpy(np.int64)
-    users = table["user_id"].astype(str).to_numpy()
-    times = table["timestamp"].to_numpy(np.float64)
-    user_codes, user_ids = _codes_in_first_appearance_order(users)
-    # lexsort: last key is primary -> by user, then time, then original row (a stable tie-break)
-    order = np.lexsort((np.arange(len(items)), times, user_codes))
+    catalog_ids = pa.array(catalog.item_ids, type=pa.string())
+    items = np.empty(num_rows, dtype=np.int32)
+    user_codes = np.empty(num_rows, dtype=np.int32)
+    times = np.empty(num_rows, dtype=np.float64)
+    codes, user_ids = {}, []  # user id -> code, in order of first appearance
+    first_unknown, unknown = None, 0
+    table = interactions.select_columns(["user_id", "item_id", "timestamp"]).with_format("arrow")
+    batches = range(0, num_rows, batch_rows)
+    show = num_rows > batch_rows if show_progress_bar is None else show_progress_bar
+    for start in tqdm(batches, desc="grouping events", unit="batch", disable=not show):
+        batch = table[start:start + batch_rows]
+        stop = start + batch.num_rows
+        index = pa_compute.index_in(pa_compute.cast(batch["item_id"], pa.string()), value_set=catalog_ids)
+        if index.null_count:
+            missing = np.flatnonzero(index.is_null().to_numpy(zero_copy_only=False))
+            first_unknown = start + int(missing[0]) if first_unknown is None else first_unknown
+            unknown += len(missing)
+            index = index.fill_null(0)
+        items[start:stop] = index.to_numpy(zero_copy_only=False)
+        users = pa_compute.cast(batch["user_id"], pa.string())
+        seen = pa_compute.unique(users)  # in order of first appearance
+        for user in (seen_ids := seen.to_pylist()):
+            if user not in codes:
+                codes[user] = len(user_ids)
+                user_ids.append(user)
+        local = pa_compute.index_in(users, value_set=seen).to_numpy(zero_copy_only=False)
+        user_codes[start:stop] = np.fromiter((codes[u] for u in seen_ids), np.int32, len(seen_ids))[local]
+        times[start:stop] = pa_compute.cast(batch["timestamp"], pa.float64()).to_numpy(zero_copy_only=False)
+    if unknown:
+        bad = interactions[first_unknown]["item_id"]
+        raise DataError(f"interactions: item id '{bad}' (row {first_unknown}) is not in the catalog;"
+                        f" {unknown} rows have unknown items")
+    # lexsort is stable and its last key is primary: by user, then time, then row; each input is freed once used
+    order = np.lexsort((times, user_codes))
     boundaries = np.flatnonzero(np.diff(user_codes[order])) + 1
-    item_groups = np.split(items[order], boundaries)
+    del user_codes
+    item_groups = np.split(items[order].astype(np.int64), boundaries)
+    del items
     time_groups = np.split(times[order], boundaries)
+    del times
     context = None
     if features is not None:
         features = np.asarray(features, dtype=np.int64)
-        if len(features) != len(items):
-            raise DataError(f"interactions: {len(features)} rows of side features for {len(items)} interactions")
+        if len(features) != num_rows:
+            raise DataError(f"interactions: {len(features)} rows of side features for {num_rows} interactions")
         context = np.split(features[order], boundaries)
-    return UserSequences(user_ids=list(user_ids), items=item_groups, timestamps=time_groups, context=context)
-
-
-def _codes_in_first_appearance_order(values):
-    uniques, first, codes = np.unique(values, return_index=True, return_inverse=True)
-    rank = np.empty(len(uniques), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(uniques))
-    return rank[codes], uniques[np.argsort(first, kind="stable")]
+    return UserSequences(user_ids=user_ids, items=item_groups, timestamps=time_groups, context=context)
 
 
 def leave_one_out(sequences):
