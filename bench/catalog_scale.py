@@ -3,6 +3,7 @@
     python bench/catalog_scale.py                                   # 10k, 100k, 1M items on the CPU, one thread
     python bench/catalog_scale.py --items 10000 1000000 --threads 4
     python bench/catalog_scale.py --losses sampled --item_gradients dense --out bench/results/catalog_scale_dense_ids.json
+    python bench/catalog_scale.py --losses sampled --items 10000 1000000 --item_moments rowwise --out bench/results/catalog_scale_rowwise.json
 
 A synthetic catalog: item popularity follows a power law (Zipf, exponent 1.1), every item has a 384-wide "text
 embedding" (random unit vectors, the width of all-MiniLM-L6-v2), and a batch is 32 users x 50 events drawn from
@@ -41,7 +42,7 @@ def zipf_counts(num_items, exponent=1.1, events=10_000_000):
     return (weights / weights.sum() * events).round()
 
 
-def measure(loss, num_items, tokens, seed, repeats, item_gradients):
+def measure(loss, num_items, tokens, seed, repeats, item_gradients, item_moments="full", negative_sampling="frequency"):
     """Child process: median step time and peak RSS growth of one training step at `num_items` items."""
     import lsrec_hf
     from lsrec_hf.training import TrainingArguments
@@ -51,7 +52,8 @@ def measure(loss, num_items, tokens, seed, repeats, item_gradients):
     torch.manual_seed(seed)
     per_item = tokens == "text+id"  # text-only tokens and no output bias: no parameter grows with the catalog
     config = lsrec_hf.LSRecConfig(num_items=num_items, content_dim=CONTENT_DIM, loss=loss, segment_length=LENGTH,
-                                  memory_length=LENGTH, use_item_ids=per_item, use_output_bias=per_item)
+                                  memory_length=LENGTH, use_item_ids=per_item, use_output_bias=per_item,
+                                  negative_sampling=negative_sampling)
     model = lsrec_hf.LSRecForSequentialRecommendation(config)
     content = torch.nn.functional.normalize(torch.randn(num_items, CONTENT_DIM), dim=-1)
     model.model.embeddings.set_content_embeddings(content)
@@ -60,7 +62,8 @@ def measure(loss, num_items, tokens, seed, repeats, item_gradients):
     model.set_item_frequencies(counts)
     # what the training loop does: sparse id gradients and a lazy AdamW with the sampled softmax, unless told dense
     sparse = sparse_item_tables(model, TrainingArguments(sparse_item_gradients=None if item_gradients == "auto" else False))
-    optimizer = (LazyAdamW if sparse else torch.optim.AdamW)(model.parameters(), lr=1e-3)
+    optimizer = (LazyAdamW(model.parameters(), lr=1e-3, rowwise_moments=item_moments == "rowwise") if sparse
+                 else torch.optim.AdamW(model.parameters(), lr=1e-3))
     popularity = (counts / counts.sum()).float()
     items = torch.multinomial(popularity, BATCH * (LENGTH + 1), replacement=True).view(BATCH, LENGTH + 1)
     input_ids, labels = to_tokens(items[:, :-1]), items[:, 1:]
@@ -85,6 +88,7 @@ def measure(loss, num_items, tokens, seed, repeats, item_gradients):
                       if torch.is_tensor(t))
     return {"seconds": sorted(times)[len(times) // 2], "peak_bytes": max(peak, 0),
             "item_gradients": "sparse" if sparse else "dense", "optimizer_state_bytes": state_bytes,
+            "item_moments": item_moments if sparse else "full", "negative_sampling": negative_sampling,
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
@@ -101,6 +105,9 @@ def main():
     parser.add_argument("--item_gradients", choices=["auto", "dense"], default="auto",
                         help="auto: as training does it (sparse id gradients and a lazy AdamW with the sampled "
                              "softmax, TrainingArguments.sparse_item_gradients unset); dense: AdamW on dense ones")
+    parser.add_argument("--item_moments", choices=["full", "rowwise"], default="full",
+                        help="the sparse id table's optimizer state (TrainingArguments.item_moments)")
+    parser.add_argument("--negative_sampling", choices=["frequency", "mixed"], default="frequency")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per measurement (the median is kept)")
     parser.add_argument("--out", default="bench/results/catalog_scale.json")
@@ -109,7 +116,7 @@ def main():
     torch.set_num_threads(args.threads)
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]), args.tokens, args.seed, args.repeats,
-                                 args.item_gradients)))
+                                 args.item_gradients, args.item_moments, args.negative_sampling)))
         return
 
     rows = []
@@ -122,7 +129,8 @@ def main():
             else:
                 command = [sys.executable, __file__, "--child", loss, str(num_items), "--threads", str(args.threads),
                            "--tokens", args.tokens, "--seed", str(args.seed), "--repeats", str(args.repeats),
-                           "--item_gradients", args.item_gradients]
+                           "--item_gradients", args.item_gradients, "--item_moments", args.item_moments,
+                           "--negative_sampling", args.negative_sampling]
                 done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
                 if done.returncode:
                     raise SystemExit(f"{loss} at {num_items} items failed:\n{done.stderr[-2000:]}")

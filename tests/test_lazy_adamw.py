@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
@@ -134,3 +135,36 @@ def test_two_gloo_processes_reduce_sparse_id_gradients(ml100k_slice, tmp_path):
     results = json.loads((out / "eval_results.json").read_text())
     assert results["num_processes"] == 2 and results["test"]["num_users"] == 120
     assert results["history"][1]["valid_ndcg@10"] > 0
+
+
+def test_rowwise_moments_keep_one_number_per_row_and_step_only_the_rows_read():
+    _, table = _twin_tables(rows=6, width=3)
+    start = table.weight.detach().clone()
+    optimizer = LazyAdamW(table.parameters(), rowwise_moments=True, lr=0.1, betas=(0.9, 0.98), weight_decay=0.0)
+    rows = torch.tensor([1, 4, 4])
+    _step(table, optimizer, rows)
+    state = optimizer.state[table.weight]
+    assert set(state) == {"step", "row_exp_avg_sq"} and state["row_exp_avg_sq"].shape == (6,)
+    # by hand: g = 2 w per read (row 4 read twice), v = (1 - b2) mean(g^2), bias-corrected, w -= lr g / sqrt(v_hat)
+    grad = 2 * start * torch.tensor([0, 1, 0, 0, 2, 0.0])[:, None]
+    v = 0.02 * grad.pow(2).mean(1)
+    expected = start - 0.1 * grad / ((v / 0.02).sqrt() + 1e-8)[:, None]
+    assert torch.allclose(table.weight, expected, atol=1e-6)
+    assert torch.equal(table.weight[[0, 2, 3, 5]], start[[0, 2, 3, 5]])  # untouched rows stay
+
+
+def test_training_with_rowwise_item_moments_learns_and_keeps_no_full_moments_for_the_id_table(ml100k_slice, tmp_path):
+    data = load_data(ml100k_slice)
+    splits = leave_one_out(build_user_sequences(data.interactions, data.catalog))
+    set_seed(0)
+    model = LSRecForSequentialRecommendation.from_catalog(data.catalog, None, hidden_size=16, intermediate_size=32,
+                                                          num_hidden_layers=1, segment_length=20, memory_length=20,
+                                                          loss="sampled", num_negatives=64)
+    args = TrainingArguments(output_dir=str(tmp_path), num_epochs=2, batch_size=32, warmup_steps=5, item_moments="rowwise")
+    state = train(model, splits, args, Accelerator(cpu=True))
+    assert state.history[-1]["valid_ndcg@10"] > 0
+    saved = load_file(tmp_path / "checkpoints" / "last" / "optimizer.safetensors")
+    row_moments = [v for k, v in saved.items() if k.endswith(".row_exp_avg_sq")]
+    assert [v.shape for v in row_moments] == [(len(data.catalog),)]  # the id table: one number per row
+    width_sized = [v for k, v in saved.items() if k.endswith(".exp_avg") and v.dim() == 2 and v.shape[0] == len(data.catalog)]
+    assert not width_sized  # and no per-weight moments of it

@@ -50,6 +50,7 @@ class TrainingArguments:
     eval_every: int = field(default=1, metadata={"help": "Evaluate (and checkpoint) every N epochs."})
     seed: int = field(default=42, metadata={"help": "Random seed."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
+    item_moments: str = field(default="full", metadata={"help": "Optimizer state of a sparse item-id table: AdamW's two moments per weight ('full'), or one second moment per row ('rowwise': N numbers instead of 2 x N x width, for catalogs of millions).", "choices": ["full", "rowwise"]})
     domain_balance: float = field(default=0.5, metadata={"help": "With a catalog of several domains (--dataset a,b,c): each epoch draws users so that a domain's share is proportional to its users ** this (1: as in the data, 0: every domain alike, 0.5: between, as multilingual pretraining samples languages)."})
     sparse_item_gradients: bool | None = field(default=None, metadata={"help": "Sparse gradients for the item-id table, stepped by a lazy AdamW (only the rows a step reads are updated), so that a step's cost does not grow with the catalog. Unset: on with the sampled softmax, off with the full one (which reads every row)."})
 
@@ -151,8 +152,9 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
 
     sparse_tables = sparse_item_tables(model, args)  # before `prepare`: DDP reads `sparse` when it wraps the model
     optimizer_class = LazyAdamW if sparse_tables else torch.optim.AdamW
+    rowwise = {"rowwise_moments": args.item_moments == "rowwise"} if sparse_tables else {}
     optimizer = optimizer_class(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
-                                betas=(0.9, 0.98))
+                                betas=(0.9, 0.98), **rowwise)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_schedule(args, _segment_steps_per_epoch(sampler, train_sequences, collator, config.segment_length)))
     # The scheduler is not prepared: accelerate would step it once per process per optimizer step (it assumes
     # every process reads a whole batch), but the collator splits one batch across the processes, so the
