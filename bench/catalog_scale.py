@@ -145,7 +145,7 @@ def main():
 
     print(f"\none training step, {args.tokens} item tokens, batch {BATCH} x {LENGTH} events, {args.threads} thread(s)\n")
     print("| loss | id gradients | items | parameters | step s (median) | vs smallest | peak RSS growth | vs smallest "
-          "| of which AdamW moments |")
+          "| of which optimizer state |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "skipped" in r:

@@ -369,3 +369,27 @@ def test_from_catalog_sizes_the_model_to_the_catalog_and_copies_its_text_embeddi
     assert not id_only.config.use_content and id_only.model.embeddings.text_proj is None
     with pytest.raises(ValueError, match="6 content embeddings for a catalog of 7 items"):
         LSRecForSequentialRecommendation.from_catalog(catalog, torch.randn(6, 5))
+
+
+def test_standardized_content_uses_the_catalog_statistics_fixed_when_set_and_saved(tmp_path):
+    model = make_model(standardize_content=True)
+    embeddings = model.model.embeddings
+    content = torch.randn(NUM_ITEMS, 8) * torch.linspace(0.1, 3.0, 8) + 5.0  # a common offset, uneven spread
+    embeddings.set_content_embeddings(content)
+    standardized = (content - content.mean(0)) / content.std(0)
+    with torch.no_grad():
+        expected = embeddings.text_proj(standardized) + embeddings.item_ids.weight
+        assert torch.allclose(embeddings.item_representations(), expected, atol=1e-5)
+    model.catalog = ItemCatalog([f"i{i}" for i in range(NUM_ITEMS)], [""] * NUM_ITEMS, [""] * NUM_ITEMS)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.model.embeddings.content_mean, content.mean(0))
+    # an item added later is scaled by the catalog's statistics, not its own
+    grown = ItemCatalog(model.catalog.item_ids + ["new"], [""] * (NUM_ITEMS + 1), [""] * (NUM_ITEMS + 1))
+    new_content = torch.full((1, 8), 7.0)
+    loaded.extend_catalog(grown, new_content)
+    with torch.no_grad():
+        new_rep = loaded.model.embeddings.item_representations(torch.tensor([NUM_ITEMS]))
+        expected_new = loaded.model.embeddings.text_proj((new_content - content.mean(0)) / content.std(0))
+    assert torch.allclose(new_rep, expected_new, atol=1e-5)  # its id embedding starts at zero
+    assert torch.equal(loaded.model.embeddings.content_mean, content.mean(0))
