@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -393,3 +394,15 @@ def test_standardized_content_uses_the_catalog_statistics_fixed_when_set_and_sav
         expected_new = loaded.model.embeddings.text_proj((new_content - content.mean(0)) / content.std(0))
     assert torch.allclose(new_rep, expected_new, atol=1e-5)  # its id embedding starts at zero
     assert torch.equal(loaded.model.embeddings.content_mean, content.mean(0))
+
+
+def test_a_checkpoint_from_before_standardized_content_loads_as_trained(tmp_path):
+    model = make_model(standardize_content=False)
+    model.catalog = ItemCatalog([f"i{i}" for i in range(NUM_ITEMS)], [""] * NUM_ITEMS, [""] * NUM_ITEMS)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["standardize_content"]  # as a config.json of an earlier version
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert loaded.config.standardize_content is False and LSRecConfig().standardize_content is True
+    assert torch.allclose(loaded.eval().score_next(random_history())[0], model.score_next(random_history())[0])

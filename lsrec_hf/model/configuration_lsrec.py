@@ -25,7 +25,7 @@ class LSRecConfig(PreTrainedConfig):
         item_id_dropout (`float`, defaults to 0.0): in training, the probability that an item's id embedding is
             left out (its token and its output representation are then its text alone), as in DropoutNet
             (Volkovs et al., 2017). It teaches the model to rank items by their text, which is all a cold item has.
-        standardize_content (`bool`, defaults to `False`): centre each dimension of the content embeddings on the
+        standardize_content (`bool`, defaults to `True`): centre each dimension of the content embeddings on the
             catalog's mean and scale it to unit variance before the projection (statistics fixed when the
             embeddings are set, kept with the weights and applied unchanged to items added later). Sentence
             embeddings share a large common direction (mean cosine 0.2-0.3 between unrelated Amazon titles) and
@@ -89,7 +89,7 @@ class LSRecConfig(PreTrainedConfig):
     use_item_ids: bool = True
     use_content: bool = True
     item_id_dropout: float = 0.0
-    standardize_content: bool = False
+    standardize_content: bool = True
     use_output_bias: bool = True
     absolute_positions: bool = False
     embedding_layer_norm: bool = True
@@ -164,7 +164,12 @@ class LSRecConfig(PreTrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
-        """As transformers' `from_dict` (how a saved config.json is read), with its file named in a bad value's error."""
+        """As transformers' `from_dict` (how a saved config.json is read), with its file named in a bad value's error.
+
+        A config.json written before `standardize_content` existed was trained without it (and its weights have no
+        statistics to load), whatever today's default says."""
+        if "standardize_content" not in config_dict and config_dict.get("use_content"):
+            config_dict = {**config_dict, "standardize_content": False}
         try:
             return super().from_dict(config_dict, **kwargs)
         except (ValueError, TypeError) as error:

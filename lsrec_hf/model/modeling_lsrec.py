@@ -124,7 +124,8 @@ class LSRecItemEmbeddings(nn.Module):
         self.content_embeddings.copy_(embeddings)
         if hasattr(self, "content_mean"):
             self.content_mean.copy_(embeddings.mean(0))
-            self.content_scale.copy_(1.0 / embeddings.std(0).clamp(min=1e-6))
+            std = embeddings.std(0)  # a dimension with no spread (or a one-item catalog) is left unscaled
+            self.content_scale.copy_(torch.where(std > 1e-6, 1.0 / std, torch.ones_like(std)))
 
     def item_representations(self, item_indices=None):
         """Representations of catalog items (all of them, or `item_indices`), shared with the output layer."""
