@@ -12,14 +12,18 @@ On the target (leave-one-out by time, full ranking over the target's catalog, hi
 - zero-shot: the pretrained model put onto the target's catalog (every item its text), no training at all;
 - most-popular, counted on the training events of the users kept;
 - from scratch: today's single-domain default (text+id items, output bias) trained on the kept users;
-- LoRA (`recipes/finetune.py --new_catalog true`'s defaults) and full fine-tuning from the pretrained checkpoint.
+- LoRA (`recipes/finetune.py --new_catalog true`'s defaults) and full fine-tuning from the pretrained checkpoint;
+- the same two with a fresh id embedding and output bias per target item (`--new_item_ids true`), zero at first
+  and trained in full beside the adapter: what from scratch has and a text-only checkpoint lacks.
 A fraction keeps that share of the target's users for training (a seeded sample, per seed); validation and test
 are every user's, so each way is scored on the same test events. Prints a markdown table, writes
-bench/results/domain_transfer.json (written after every run, so a stopped bench keeps what it measured).
+bench/results/domain_transfer.json (written after every run; a run already there for the same base is not repeated,
+so a stopped bench continues where it was).
 """
 
 import argparse
 import copy
+import json
 import os
 import shutil
 import statistics
@@ -40,9 +44,10 @@ from lsrec_hf.processing.context import encode_features, feature_columns
 from lsrec_hf.processing.sequences import Splits, build_user_sequences, leave_one_out
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
-from lsrec_hf.training.finetuning import LORA_LEARNING_RATE, add_lora_adapter
+from lsrec_hf.training.finetuning import LORA_LEARNING_RATE, add_lora_adapter, new_item_lora_modules
 
-WAYS = ["zero-shot", "most-popular", "from scratch", "LoRA", "full fine-tuning"]
+WAYS = ["zero-shot", "most-popular", "from scratch", "LoRA", "full fine-tuning", "LoRA + new ids",
+        "full fine-tuning + new ids"]
 METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20"]
 
 
@@ -120,12 +125,21 @@ def main():
     catalog = data.catalog
     content = encode_texts(catalog.texts, base.config.text_encoder, show_progress_bar=False)
     moved = copy.deepcopy(base).replace_catalog(catalog, torch.as_tensor(content))
+    # the same, with a fresh (zero) id embedding and output bias per target item, trained beside the adapter
+    moved_ids = copy.deepcopy(base).replace_catalog(catalog, torch.as_tensor(content), new_item_ids=True)
     transfer_splits = target_splits(data, catalog, moved.config)
     scratch_splits = target_splits(data, catalog)
     print(f"[domain_transfer] base pretrained on {pretraining}; target {data.name}: {len(catalog)} items, "
           f"{len(transfer_splits.train)} users", flush=True)
 
-    runs = []
+    # a run already in --out (same base) is kept and not repeated, so a stopped bench continues where it was
+    runs, done = [], set()
+    if os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            earlier = json.load(f)
+        if earlier.get("base") == args.base:
+            runs = earlier["runs"]
+            done = {(r["fraction"], r["way"], r["seed"]) for r in runs}
 
     def record(run):
         runs.append(run)
@@ -136,17 +150,17 @@ def main():
                                 "seeds": args.seeds, "fractions": args.fractions, "num_epochs": args.num_epochs,
                                 "summary": summarize(runs, [0.0, *args.fractions]), "runs": runs})
 
-    if "zero-shot" in args.ways:
+    if "zero-shot" in args.ways and (0.0, "zero-shot", None) not in done:
         record({"fraction": 0.0, "way": "zero-shot", "seed": None, "test": evaluate_ranking(moved, transfer_splits.test)})
     for fraction in args.fractions:
         for seed in args.seeds:
             kept = kept_users(scratch_splits, fraction, seed)
-            if "most-popular" in args.ways:
+            if "most-popular" in args.ways and (fraction, "most-popular", seed) not in done:
                 popular = MostPopular(kept.train, len(catalog))
                 record({"fraction": fraction, "way": "most-popular", "seed": seed,
                         "test": evaluate_baseline(popular, kept.test)})
-            for way in ("from scratch", "LoRA", "full fine-tuning"):
-                if way not in args.ways:
+            for way in WAYS[2:]:
+                if way not in args.ways or (fraction, way, seed) in done:
                     continue
                 if way == "from scratch":
                     set_seed(seed)
@@ -154,14 +168,17 @@ def main():
                         catalog, content, text_encoder=DEFAULT_TEXT_ENCODER)
                     splits = kept
                 else:
-                    model = copy.deepcopy(moved)
+                    model = copy.deepcopy(moved_ids if way.endswith("new ids") else moved)
                     splits = kept_users(transfer_splits, fraction, seed)
                     if way == "LoRA":
                         model = add_lora_adapter(model)
+                    elif way == "LoRA + new ids":
+                        targets, to_save = new_item_lora_modules()
+                        model = add_lora_adapter(model, target_modules=targets, modules_to_save=to_save)
                 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
                 output_dir = os.path.join(args.work_dir, f"{fraction:g}", way.replace(" ", "_"), f"seed{seed}")
                 seconds = fit(model, splits, output_dir, seed, args,
-                              LORA_LEARNING_RATE if way == "LoRA" else TrainingArguments.learning_rate)
+                              LORA_LEARNING_RATE if way.startswith("LoRA") else TrainingArguments.learning_rate)
                 size = adapter_bytes(model, os.path.join(output_dir, "final"))
                 record({"fraction": fraction, "way": way, "seed": seed, "test": evaluate_ranking(model, splits.test),
                         "trainable_parameters": trainable, "saved_bytes": size, "train_seconds": seconds,

@@ -94,6 +94,8 @@ CONFIGS = {
                       "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
     "standardized-text-excl": ["--standardize_content", "true", "--loss_excludes_history", "true"],
     "group-chunks-excl-sasrec": ["--group_by", "chunks", "--loss_excludes_history", "true", "--block_layout", "sasrec"],
+    # the default with the sampled softmax (1,024 negatives a step from the items' frequencies, log-Q corrected)
+    "sampled-softmax": ["--loss", "sampled"],
     "group-chunks-excl-standardized": ["--group_by", "chunks", "--loss_excludes_history", "true",
                                        "--standardize_content", "true"],
     # everything of RePlay's SASRec the recipe can set: its layers, tokens, schedule, mixed-length batches, no memory
@@ -132,6 +134,7 @@ DESCRIPTIONS = {
     "sasrec-layout": "lsrec_hf default with SASRec's layers (block_layout sasrec)",
     "group-chunks-excl-sasrec": "lsrec_hf default, chunk-count batches, history items out of the softmax, SASRec's layers",
     "group-chunks-excl-standardized": "lsrec_hf default, chunk-count batches, history items out of the softmax, standardized text",
+    "sampled-softmax": "lsrec_hf default with the sampled softmax (1,024 frequency negatives, log-Q)",
     "no-early-stop": "lsrec_hf default trained the whole schedule (patience 40)",
     "group-chunks-excl-full": "lsrec_hf default, chunk-count batches, history items out of the softmax, whole schedule",
     "sasrec-tokens-chunks-excl": "sasrec-tokens with chunk-count batches and history items out of the softmax",

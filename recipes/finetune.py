@@ -15,7 +15,10 @@ its text (content embedding through the text projection, zero id embedding, mean
 `--new_catalog true` replaces the catalog by the data's instead (a base pretrained with text; see
 `recipes/pretrain.py --dataset a,b,c`):
 
-    python recipes/finetune.py --base_model outputs/lsrec-multi --dataset ../shared/data/amazon-office --new_catalog true With LoRA a grown
+    python recipes/finetune.py --base_model outputs/lsrec-multi --dataset ../shared/data/amazon-office --new_catalog true
+
+`--new_item_ids true` gives each of the new domain's items a fresh id embedding and output bias as well (zero at
+first, trained in full beside the adapter), for when the target has enough users to learn them. With LoRA a grown
 or local base model is saved in `output_dir/base_model` and the adapter names it relative to its folder, so the
 folder loads after a move, from any directory; a Hub base is named by its id.
 """
@@ -31,7 +34,7 @@ import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
 from lsrec_hf.data.domains import DOMAIN, with_domain
 from lsrec_hf.training.finetuning import (DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, adopt_catalog,
-                                         add_lora_adapter, grow_catalog)
+                                         add_lora_adapter, grow_catalog, new_item_lora_modules)
 from lsrec_hf.sharing.paths import BASE_MODEL_DIR
 from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, load_dataset,
                                    make_splits, parse_recipe_args, run_recipe, setup_logging, test_and_save)
@@ -46,6 +49,7 @@ class FinetuneArguments:
     # r=2 on the default targets plus the output bias trains 10,678 weights of the default model, 4.5 % of full
     # fine-tuning's 238,675 (a rank-4 item update with r=1 elsewhere, 11,418 weights, did no better: 0.162 ± 0.009).
     new_catalog: bool = field(default=False, metadata={"help": "The data are a new domain: replace the base model's catalog by theirs (every item its text) instead of extending it; for a base pretrained with text."})
+    new_item_ids: bool = field(default=False, metadata={"help": "With --new_catalog: give each new item a fresh id embedding and output bias (zero at first), trained in full beside the adapter, so that fine-tuning learns what an item's text does not say."})
     lora_r: int = field(default=2, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=4, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
     lora_item_rank: int | None = field(default=None, metadata={
@@ -60,11 +64,14 @@ def build_finetune_model(base, args):
     """The base model wrapped with a LoRA adapter as the arguments say (or the base model itself for full fine-tuning)."""
     if args.full_finetune:
         return base
+    target_modules = comma_separated_names(args.lora_target_modules)
+    modules_to_save = comma_separated_names(args.lora_modules_to_save)
+    if args.new_item_ids:
+        target_modules, modules_to_save = new_item_lora_modules(target_modules, modules_to_save)
     try:
         return add_lora_adapter(base, r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
-                                item_rank=args.lora_item_rank,
-                                target_modules=comma_separated_names(args.lora_target_modules),
-                                modules_to_save=comma_separated_names(args.lora_modules_to_save))
+                                item_rank=args.lora_item_rank, target_modules=target_modules,
+                                modules_to_save=modules_to_save)
     except ValueError as error:  # name the flag, not the function's argument
         raise ValueError(f"--lora_{error}") from None
 
@@ -92,8 +99,11 @@ def main(argv=None):
     if base.config.scenario_feature == DOMAIN:  # pretrained on several domains: this one is named by the data
         data = with_domain(data)
     old = len(base.catalog)
+    if finetune_args.new_item_ids and not finetune_args.new_catalog:
+        parser.error("--new_item_ids applies with --new_catalog true (a grown catalog's new items get ids already "
+                     "where the base has an id table)")
     if finetune_args.new_catalog:
-        adopt_catalog(base, data.catalog, accelerator)
+        adopt_catalog(base, data.catalog, accelerator, new_item_ids=finetune_args.new_item_ids)
         added = len(base.catalog)
         accelerator.print(f"catalog: the base model's {old} items replaced by the {added} items of {data.name}")
     else:

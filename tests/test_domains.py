@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 from transformers import AutoModel, pipeline
 
@@ -23,6 +24,7 @@ from lsrec_hf.evaluation.rank import rank_examples
 from lsrec_hf.processing.context import encode_features, feature_columns
 from lsrec_hf.processing.collator import LengthBucketSampler
 from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.text import encode_texts
 from lsrec_hf.training.loop import TrainingArguments, domain_balanced_weights
 
 PRETRAIN = os.path.join(ROOT, "recipes", "pretrain.py")
@@ -134,10 +136,27 @@ def test_a_pretrained_checkpoint_recommends_in_a_catalog_it_never_saw_through_th
     assert all(twin_scores[i] == pytest.approx(s, abs=1e-5) for i, s in scores.items() if i != last)
 
 
-def test_lora_on_a_new_domain_round_trips_through_disk(pretrained, shelves, tmp_path):
+def test_fresh_ids_on_a_new_catalog_start_at_the_text_only_scores(pretrained, shelves):
+    new = load_data(shelves["shelf-new"]).catalog
+    base = AutoModel.from_pretrained(pretrained[0])
+    content = torch.as_tensor(encode_texts(new.texts, base.config.text_encoder))
+    text_only = AutoModel.from_pretrained(pretrained[0]).replace_catalog(new, content).eval()
+    with_ids = base.replace_catalog(new, content, new_item_ids=True).eval()
+    assert with_ids.config.use_item_ids and with_ids.config.use_output_bias
+    assert with_ids.model.embeddings.item_ids.weight.shape == (len(new), base.config.hidden_size)
+    history = torch.tensor([new.encode(new.item_ids[:5])])
+    assert torch.allclose(with_ids.score_next(history).scores, text_only.score_next(history).scores, atol=1e-6)
+    with torch.no_grad():  # and the fresh ids do count once learnt
+        with_ids.model.embeddings.item_ids.weight[3] += 1.0
+    assert not torch.allclose(with_ids.score_next(history).scores, text_only.score_next(history).scores, atol=1e-4)
+
+
+@pytest.mark.parametrize("new_item_ids", [False, True])
+def test_lora_on_a_new_domain_round_trips_through_disk(pretrained, shelves, tmp_path, new_item_ids):
     out = tmp_path / "lora"
     stdout = run([sys.executable, FINETUNE, "--base_model", str(pretrained[0]), "--dataset", shelves["shelf-new"],
-                  "--new_catalog", "true", "--output_dir", str(out), "--num_epochs", "2", "--warmup_steps", "5"])
+                  "--new_catalog", "true", "--output_dir", str(out), "--num_epochs", "2", "--warmup_steps", "5",
+                  "--new_item_ids", str(new_item_ids).lower()])
     assert "replaced by the" in stdout
     assert {"adapter_model.safetensors", "adapter_config.json"} <= set(os.listdir(out))
     results = json.loads((out / "eval_results.json").read_text())
@@ -150,3 +169,11 @@ def test_lora_on_a_new_domain_round_trips_through_disk(pretrained, shelves, tmp_
     test = leave_one_out(build_user_sequences(data.interactions, recommend.lsrec_model.catalog, features)).test
     assert evaluate_ranking(recommend.model, test)["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-6)
     assert torch.isfinite(torch.tensor(results["test"]["ndcg@10"]))
+    adapter = safetensors.torch.load_file(out / "adapter_model.safetensors")
+    saved_ids = [key for key in adapter if "item_ids" in key]
+    assert recommend.lsrec_model.config.use_item_ids == new_item_ids
+    if new_item_ids:  # the id table trained whole beside the adapter, saved with it, learnt away from zero
+        assert saved_ids and adapter[saved_ids[0]].shape == (len(new.catalog), recommend.lsrec_model.config.hidden_size)
+        assert adapter[saved_ids[0]].abs().sum() > 0
+    else:
+        assert not saved_ids

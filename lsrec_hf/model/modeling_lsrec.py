@@ -511,13 +511,16 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         return added
 
     @torch.no_grad()
-    def replace_catalog(self, catalog, content_embeddings=None):
+    def replace_catalog(self, catalog, content_embeddings=None, new_item_ids=False):
         """Make the model recommend in `catalog`, a catalog it was never trained on (a new domain), in place.
 
         Every item is then what its text says: `content_embeddings` `[len(catalog), content_dim]` of the new items'
         texts (encoded with `config.text_encoder`) through the trained projection, id embeddings zero, one shared
         output bias. The layers, the projection and the text statistics of `standardize_content` are kept: they are
         what transfers. An id-only model has nothing to tell new items apart by, so it is refused.
+
+        `new_item_ids=True` gives a text-only model (a multi-domain checkpoint) an id embedding and an output bias
+        per new item, both zero: scores are unchanged until fine-tuning learns what the text does not say.
         """
         embeddings = self.model.embeddings
         if embeddings.text_proj is None:
@@ -528,12 +531,16 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
             shape = None if content_embeddings is None else tuple(content_embeddings.shape)
             raise ValueError(f"replace_catalog: content_embeddings of shape ({new}, {self.config.content_dim}) are "
                              f"needed for the {new} items of the new catalog, got {shape}")
-        if embeddings.item_ids is not None:
-            embeddings.item_ids = nn.Embedding(new, self.config.hidden_size).to(embeddings.item_ids.weight)
+        if embeddings.item_ids is not None or new_item_ids:
+            embeddings.item_ids = nn.Embedding(new, self.config.hidden_size).to(embeddings.text_proj.weight)
             embeddings.item_ids.weight.zero_()
+            self.config.use_item_ids = True
         embeddings.content_embeddings = torch.as_tensor(content_embeddings).to(embeddings.content_embeddings)
         bias = self.output_bias.bias.data
         self.output_bias.bias = nn.Parameter(bias.mean().expand(new).clone())
+        if new_item_ids:  # a shared offset changes no ranking: start it at zero
+            self.output_bias.bias.zero_()
+            self.config.use_output_bias = True
         self.sampling_probs = torch.full((new,), 1.0 / max(new, 1), device=bias.device)
         self.config.num_items = new
         self.catalog = catalog

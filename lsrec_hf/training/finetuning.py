@@ -77,9 +77,11 @@ def grow_catalog(model, catalog, accelerator=None):
     return added
 
 
-def adopt_catalog(model, catalog, accelerator=None):
+def adopt_catalog(model, catalog, accelerator=None, new_item_ids=False):
     """Put `model` onto `catalog`, a catalog of new items only (a new domain), in place: every item is then its
-    text, encoded with the model's text encoder (`LSRecForSequentialRecommendation.replace_catalog`)."""
+    text, encoded with the model's text encoder (`LSRecForSequentialRecommendation.replace_catalog`).
+
+    `new_item_ids`: give a text-only model a fresh (zero) id embedding and output bias per item to fine-tune."""
     if not model.config.use_content:
         raise ValueError("an id-only model cannot move to a new catalog: its items are only their ids; pretrain "
                          "with a text encoder")
@@ -87,9 +89,19 @@ def adopt_catalog(model, catalog, accelerator=None):
     with main_first:
         content = encode_texts(catalog.texts, model.config.text_encoder,
                                show_progress_bar=accelerator is None or accelerator.is_local_main_process)
-    model.replace_catalog(catalog, content)
-    logger.info("catalog: %d new items, each represented by its text", len(catalog))
+    model.replace_catalog(catalog, content, new_item_ids=new_item_ids)
+    logger.info("catalog: %d new items, each represented by its text%s", len(catalog),
+                " and a fresh id" if new_item_ids else "")
     return model
 
 
-__all__ = ["adopt_catalog", "DEFAULT_LORA_TARGETS", "DEFAULT_MODULES_TO_SAVE", "LORA_LEARNING_RATE", "add_lora_adapter", "grow_catalog"]
+def new_item_lora_modules(target_modules=DEFAULT_LORA_TARGETS, modules_to_save=DEFAULT_MODULES_TO_SAVE):
+    """LoRA targets and modules to save for a model whose item ids are fresh (`adopt_catalog(new_item_ids=True)`):
+    a low-rank update of a zero table could only learn rank-r ids, so the id table trains whole beside the adapter
+    (64 numbers an item at the default width) and is saved with it."""
+    return ([name for name in target_modules if name != "item_ids"],
+            [*dict.fromkeys([*(modules_to_save or ()), "item_ids"])])
+
+
+__all__ = ["adopt_catalog", "DEFAULT_LORA_TARGETS", "DEFAULT_MODULES_TO_SAVE", "LORA_LEARNING_RATE", "add_lora_adapter", "grow_catalog",
+           "new_item_lora_modules"]
