@@ -83,7 +83,7 @@ def run_model(variant, seed, catalog, content, num_warm, splits, args):
                                   item_id_dropout=id_dropout)
     model = lsrec_hf.LSRecForSequentialRecommendation(config)
     if use_text:
-        model.model.embeddings.content_embeddings.copy_(content[:num_warm])
+        model.model.embeddings.set_content_embeddings(content[:num_warm])  # and the text statistics of the warm items
     model.catalog = ItemCatalog(catalog.item_ids[:num_warm], catalog.titles[:num_warm], catalog.texts[:num_warm],
                                 {k: v[:num_warm] for k, v in catalog.attributes.items()})
     start = time.perf_counter()

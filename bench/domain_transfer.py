@@ -17,8 +17,8 @@ On the target (leave-one-out by time, full ranking over the target's catalog, hi
   and trained in full beside the adapter: what from scratch has and a text-only checkpoint lacks.
 A fraction keeps that share of the target's users for training (a seeded sample, per seed); validation and test
 are every user's, so each way is scored on the same test events. Prints a markdown table, writes
-bench/results/domain_transfer.json (written after every run; a run already there for the same base is not repeated,
-so a stopped bench continues where it was).
+bench/results/domain_transfer.json (written after every run; a run already there for the same base, same path and
+same zero-shot metrics, is not repeated, so a stopped bench continues where it was).
 """
 
 import argparse
@@ -132,14 +132,21 @@ def main():
     print(f"[domain_transfer] base pretrained on {pretraining}; target {data.name}: {len(catalog)} items, "
           f"{len(transfer_splits.train)} users", flush=True)
 
-    # a run already in --out (same base) is kept and not repeated, so a stopped bench continues where it was
+    # A run already in --out is kept and not repeated, so a stopped bench continues where it was; only when the
+    # base there is this one: same path and the same zero-shot metrics (a base retrained at that path differs).
+    zero_shot = evaluate_ranking(moved, transfer_splits.test)
     runs, done = [], set()
     if os.path.exists(args.out):
         with open(args.out, encoding="utf-8") as f:
             earlier = json.load(f)
-        if earlier.get("base") == args.base:
+        earlier_zero_shot = next((r["test"] for r in earlier["runs"] if r["way"] == "zero-shot"), None)
+        if earlier.get("base") == args.base and earlier_zero_shot is not None and all(
+                abs(earlier_zero_shot[m] - zero_shot[m]) < 1e-9 for m in METRICS):
             runs = earlier["runs"]
             done = {(r["fraction"], r["way"], r["seed"]) for r in runs}
+        else:
+            print(f"[domain_transfer] {args.out} holds runs of another base (path or zero-shot metrics differ): "
+                  f"starting a new report", flush=True)
 
     def record(run):
         runs.append(run)
@@ -151,7 +158,7 @@ def main():
                                 "summary": summarize(runs, [0.0, *args.fractions]), "runs": runs})
 
     if "zero-shot" in args.ways and (0.0, "zero-shot", None) not in done:
-        record({"fraction": 0.0, "way": "zero-shot", "seed": None, "test": evaluate_ranking(moved, transfer_splits.test)})
+        record({"fraction": 0.0, "way": "zero-shot", "seed": None, "test": zero_shot})
     for fraction in args.fractions:
         for seed in args.seeds:
             kept = kept_users(scratch_splits, fraction, seed)

@@ -48,10 +48,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SASREC_TOKENS_CHUNKS_EXCL = ["--block_layout", "sasrec", "--absolute_positions", "true", "--embedding_layer_norm", "false",
                              "--use_output_bias", "false", "--intermediate_size", "64", "--hidden_dropout_prob", "0.5",
                              "--attention_probs_dropout_prob", "0.5", "--group_by", "chunks", "--loss_excludes_history",
-                             "true"]
+                             "true", "--standardize_content", "false"]
 CONFIGS = {
-    "default": [],  # long+short memory, text+id tokens, causal objective, chunk-count batches, history out of the loss
-    "previous-default": ["--group_by", "length", "--loss_excludes_history", "false"],  # the default until 2026-12-03
+    # today's: long+short memory, text+id tokens (standardized text), causal objective, chunk-count batches, history
+    # out of the loss. Rows of earlier defaults are relabelled to the pinned names below when the default changes.
+    "default": [],
+    # Names of earlier defaults pin every flag that changed since, so that they keep meaning the same runs:
+    # the default until 2026-12-03 (its rows were labelled "default" until then)
+    "previous-default": ["--group_by", "length", "--loss_excludes_history", "false", "--standardize_content", "false"],
     "short": ["--memory", "short"],
     "long": ["--memory", "long"],
     "id-only": ["--text_encoder", "none"],
@@ -67,7 +71,7 @@ CONFIGS = {
     "loss-excludes-history": ["--loss_excludes_history", "true"],
     "hidden-128": ["--hidden_size", "128"],
     "group-chunks": ["--group_by", "chunks"],
-    "group-chunks-excl": ["--group_by", "chunks", "--loss_excludes_history", "true"],
+    "group-chunks-excl": ["--group_by", "chunks", "--loss_excludes_history", "true", "--standardize_content", "false"],
     # id-only, with SASRec's blocks (RePlay's): absolute positions, no token norm, no output bias, FFN = hidden
     "id-only-sasrec-blocks": ["--text_encoder", "none", "--absolute_positions", "true", "--embedding_layer_norm", "false",
                               "--use_output_bias", "false", "--intermediate_size", "64",
@@ -82,7 +86,7 @@ CONFIGS = {
     "no-early-stop": ["--patience", "40"],  # the whole 40-epoch cosine schedule, best validation epoch kept
     "group-chunks-excl-full": ["--group_by", "chunks", "--loss_excludes_history", "true", "--patience", "40"],
     "sasrec-tokens-chunks-excl": SASREC_TOKENS_CHUNKS_EXCL,
-    "sasrec-tokens-chunks-excl-standardized": [*SASREC_TOKENS_CHUNKS_EXCL, "--standardize_content", "true"],
+    "sasrec-tokens-chunks-excl-standardized": [*SASREC_TOKENS_CHUNKS_EXCL, "--standardize_content", "true"],  # the last wins
     "sasrec-tokens-chunks-excl-standardized-80": [*SASREC_TOKENS_CHUNKS_EXCL, "--standardize_content", "true", "--num_epochs", "80"],
     "sasrec-tokens-chunks-excl-id-dropout": [*SASREC_TOKENS_CHUNKS_EXCL, "--item_id_dropout", "0.5"],
     "sasrec-tokens-chunks-excl-128": [*SASREC_TOKENS_CHUNKS_EXCL, "--hidden_size", "128", "--intermediate_size", "128"],
@@ -98,8 +102,10 @@ CONFIGS = {
     "sampled-softmax": ["--loss", "sampled"],
     "group-chunks-excl-standardized": ["--group_by", "chunks", "--loss_excludes_history", "true",
                                        "--standardize_content", "true"],
-    # everything of RePlay's SASRec the recipe can set: its layers, tokens, schedule, mixed-length batches, no memory
+    # everything of RePlay's SASRec the recipe can set: its layers, tokens, schedule, mixed-length batches, no memory,
+    # its last 50 events, every consumed item a negative of the softmax, no gradient clipping
     "replay-emulation": ["--text_encoder", "none", "--memory", "short", "--block_layout", "sasrec",
+                         "--loss_excludes_history", "false", "--max_history_length", "50", "--max_grad_norm", "0",
                          "--absolute_positions", "true", "--embedding_layer_norm", "false", "--use_output_bias", "false",
                          "--intermediate_size", "64", "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5",
                          "--group_by", "chunks", "--batch_size", "128", "--learning_rate", "1e-3",
@@ -111,7 +117,7 @@ CONFIGS = {
 }
 DESCRIPTIONS = {
     "default": "lsrec_hf long+short, text+id, causal (default)",
-    "previous-default": "lsrec_hf default until 2026-12-03 (length batches, history items in the training softmax)",
+    "previous-default": "lsrec_hf default until 2026-12-03 (length batches, history items in the training softmax, raw text embeddings)",
     "short": "lsrec_hf short only, text+id, causal",
     "long": "lsrec_hf long only, text+id, causal",
     "id-only": "lsrec_hf long+short, id-only, causal",
@@ -127,7 +133,7 @@ DESCRIPTIONS = {
     "loss-excludes-history": "lsrec_hf default, history items left out of the training softmax",
     "hidden-128": "lsrec_hf default with 128-wide tokens and layers",
     "group-chunks": "lsrec_hf default, batches drawn at random within a number of chunks (not one exact length)",
-    "group-chunks-excl": "lsrec_hf previous default, chunk-count batches and history items left out of the training softmax (today's default)",
+    "group-chunks-excl": "lsrec_hf previous default, chunk-count batches and history items left out of the training softmax (the default of 2026-12-03 before standardized text)",
     "id-only-sasrec-blocks": "lsrec_hf id-only with SASRec's blocks (absolute positions, no token norm or bias, FFN 64, dropout 0.5)",
     "id-only-replay-schedule": "lsrec_hf id-only on RePlay's schedule (batch 128, lr 1e-3 constant, dropout 0.5)",
     "id-only-sasrec-layout": "lsrec_hf id-only with SASRec's layers and tokens (block_layout sasrec, absolute positions, no token norm or bias, FFN 64, dropout 0.5)",

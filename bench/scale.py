@@ -38,7 +38,7 @@ def measure(encoder, phase, length, device, seed, repeats):
     config = lsrec_hf.LSRecConfig(num_items=NUM_ITEMS, content_dim=CONTENT_DIM, segment_length=segment,
                                   memory_length=50, memory="long+short" if encoder == "xl" else "short")
     model = lsrec_hf.LSRecForSequentialRecommendation(config).to(device)
-    model.model.embeddings.content_embeddings.copy_(torch.randn(NUM_ITEMS, CONTENT_DIM))
+    model.model.embeddings.set_content_embeddings(torch.randn(NUM_ITEMS, CONTENT_DIM))
     items = torch.randint(0, NUM_ITEMS, (1, length + 1), device=device)
     input_ids, labels = to_tokens(items[:, :-1]), items[:, 1:]
 

@@ -107,7 +107,7 @@ def inference_rows(splits, device, repeats, seed):
         torch.manual_seed(seed)
         config = lsrec_hf.LSRecConfig(num_items=num_items, content_dim=384)
         model = lsrec_hf.LSRecForSequentialRecommendation(config).to(device).eval()
-        model.model.embeddings.content_embeddings.copy_(torch.randn(num_items, 384))
+        model.model.embeddings.set_content_embeddings(torch.randn(num_items, 384))
         # real histories; on the synthetic catalog the same lengths with random items
         histories = [splits.test.histories[u] for u in users]
         if num_items != 1682:
