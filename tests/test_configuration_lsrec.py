@@ -19,11 +19,13 @@ def test_config_rejects_bad_settings_by_name(bad, message):
         LSRecConfig(num_items=5, **bad)
 
 
-def test_loss_excludes_history_needs_the_causal_full_softmax():
+def test_loss_excludes_history_needs_the_causal_objective_and_is_on_unset_with_the_full_softmax():
     with pytest.raises(ValueError, match="loss_excludes_history needs"):
         LSRecConfig(num_items=10, loss_excludes_history=True, objective="cloze")
-    with pytest.raises(ValueError, match="loss_excludes_history needs"):
-        LSRecConfig(num_items=10, loss_excludes_history=True, loss="sampled")
+    assert LSRecConfig(num_items=10, loss_excludes_history=True, loss="sampled").loss_excludes_history
+    assert LSRecConfig(num_items=10).loss_excludes_history
+    assert not LSRecConfig(num_items=10, loss="sampled").loss_excludes_history
+    assert not LSRecConfig(num_items=10, objective="cloze").loss_excludes_history
 
 
 def test_config_round_trips_through_save_and_auto_config(tmp_path):

@@ -359,6 +359,41 @@ def test_seen_items_of_every_selected_position_match_the_history_sets():
     assert seen.tolist() == expected
 
 
+def test_sampled_negatives_seen_in_the_history_are_those_of_the_full_mask():
+    model = make_model(loss_excludes_history=True, loss="sampled")
+    num_items = model.config.num_items
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(2, 2 + num_items, (3, 9), generator=generator)
+    ids[0, :3] = 0  # padding
+    ids[1, 4] = 1  # a mask token
+    earlier = torch.tensor([[0, 0, 0], [2 + 3, 2 + 4, 0], [2 + 7, 2 + 7, 2 + 1]])
+    selected = torch.rand(3, 9, generator=generator) > 0.3
+    # some in a history, some repeated, the first and the last item
+    negatives = torch.tensor([3, 1, 7, 7, 0, num_items - 1, *(ids[2, :3] - 2).tolist()])
+    full = model._seen_before(ids, earlier, selected)
+    assert model._seen_among(ids, earlier, selected, negatives).tolist() == full[:, negatives].tolist()
+    assert model._seen_among(ids, None, selected, negatives).tolist() == \
+        model._seen_before(ids, None, selected)[:, negatives].tolist()
+
+
+def test_the_sampled_softmax_drops_history_negatives_when_the_loss_excludes_history():
+    ids = torch.tensor([[2 + 5, 2 + 6, 2 + 7, 2 + 8]])
+    labels = torch.tensor([[6, 7, 5, 9]])
+    selected = labels != -100
+    model = make_model(loss="sampled", loss_excludes_history=True, memory="short", segment_length=4, num_negatives=64)
+    model.set_item_frequencies(torch.ones(model.config.num_items))
+    states = model.model(ids).user_state[selected]
+    torch.manual_seed(3)
+    logits = model._sampled_logits(states, labels[selected], (ids, None, selected))
+    torch.manual_seed(3)
+    negatives = torch.multinomial(model.sampling_probs, 64, replacement=True)  # the same draw
+    for position, target in enumerate(labels[0].tolist()):
+        seen = {token - 2 for token in ids[0, :position + 1].tolist()} | {target}
+        dropped = torch.isinf(logits[position, 1:]).tolist()
+        assert dropped == [int(n) in seen for n in negatives]
+    assert torch.isfinite(logits[:, 0]).all()  # a repeated target (position 2 predicts item 5) stays the target
+
+
 def test_from_catalog_sizes_the_model_to_the_catalog_and_copies_its_text_embeddings():
     catalog = ItemCatalog([f"i{n}" for n in range(7)], [f"T{n}" for n in range(7)], [f"text {n}" for n in range(7)])
     content = torch.randn(7, 5)

@@ -61,8 +61,9 @@ class LSRecConfig(PreTrainedConfig):
         loss (`str`, defaults to `"full"`): `"full"` softmax over the catalog or `"sampled"` softmax with
             log-Q correction for catalogs too large to score at every step.
         loss_excludes_history (`bool`, *optional*): leave the items already in the user's history out of
-            the training softmax at each position (causal objective, full softmax), as the evaluation leaves them
-            out of the ranking. Unset, it is on wherever it applies (`objective="causal"`, `loss="full"`). Otherwise every history item is a negative of every later position: the user state
+            the training softmax at each position (causal objective; with the sampled softmax, the negatives in
+            the history are dropped), as the evaluation leaves them out of the ranking. Unset, it is on for
+            `objective="causal"` with `loss="full"`. Otherwise every history item is a negative of every later position: the user state
             is pushed away from the items just consumed, and from the items whose text is like theirs.
         num_negatives (`int`, defaults to 1024): negatives per batch for the sampled softmax.
         negative_sampling (`str`, defaults to `"frequency"`): the sampled softmax's negatives: `"frequency"` draws
@@ -148,8 +149,8 @@ class LSRecConfig(PreTrainedConfig):
              "item_id_dropout needs both item ids and content embeddings (use_item_ids=True, use_content=True)"),
             (isinstance(self.loss_excludes_history, bool),
              f"loss_excludes_history must be bool, got {self.loss_excludes_history!r}"),
-            (not self.loss_excludes_history or (self.objective == "causal" and self.loss == "full"),
-             "loss_excludes_history needs objective='causal' and loss='full'"),
+            (not self.loss_excludes_history or self.objective == "causal",
+             "loss_excludes_history needs objective='causal'"),
             (self.num_items >= 0, f"num_items must be >= 0, got {self.num_items}"),
             (self.scenario_feature is None or self.scenario_feature in (self.context_vocab or {}),
              f"scenario_feature {self.scenario_feature!r} must be one of context_vocab's features "

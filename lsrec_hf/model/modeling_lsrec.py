@@ -584,7 +584,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
                     scores = scores.masked_fill(seen, float("-inf"))
                 loss = F.cross_entropy(scores, targets, reduction="sum")
             else:
-                loss = self._sampled_softmax_loss(states, targets)
+                history = (input_ids, earlier_ids, selected) if self.config.loss_excludes_history else None
+                loss = self._sampled_softmax_loss(states, targets, history)
             # Sum / count keeps an empty segment (all padding) at zero loss instead of NaN.
             loss = loss / selected.sum().clamp(min=1)
         return LSRecRecommendationOutput(loss=loss, logits=logits, gate=outputs.gate, memory=outputs.memory)
@@ -607,10 +608,30 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         rows, steps = selected.nonzero(as_tuple=True)  # row-major, the order of `tensor[selected]`
         return first[rows, :num_items] <= steps[:, None]
 
-    def _sampled_softmax_loss(self, states, targets):
-        return F.cross_entropy(self._sampled_logits(states, targets), torch.zeros_like(targets), reduction="sum")
+    def _seen_among(self, input_ids, earlier_ids, selected, negatives):
+        """`[selected positions, len(negatives)]` bool: whether each negative is in the history up to each selected
+        position, as `_seen_before` says for every item, without a `[batch, num_items]` index: the segment is
+        compared with the negatives (`[batch, length, negatives]`), earlier segments are looked up in their sorted
+        (row, item) codes. Its cost follows the negatives, not the catalog."""
+        num_items = self.config.num_items
+        batch, length = input_ids.shape
+        columns = item_indices_or(input_ids, num_items)
+        positions = torch.arange(length, device=input_ids.device).view(1, length, 1)
+        first = torch.where(columns[:, :, None] == negatives[None, None, :], positions, length).amin(1)  # [B, K]
+        if earlier_ids is not None and earlier_ids.shape[1]:
+            rows = torch.arange(batch, device=input_ids.device)[:, None] * (num_items + 1)
+            codes = (rows + item_indices_or(earlier_ids, num_items)).flatten().sort().values
+            queries = rows + negatives[None, :]
+            found = codes[torch.searchsorted(codes, queries).clamp(max=len(codes) - 1)] == queries
+            first = first.masked_fill(found, -1)
+        rows, steps = selected.nonzero(as_tuple=True)  # row-major, the order of `tensor[selected]`
+        return first[rows] <= steps[:, None]
 
-    def _sampled_logits(self, states, targets):
+    def _sampled_softmax_loss(self, states, targets, history=None):
+        logits = self._sampled_logits(states, targets, history)
+        return F.cross_entropy(logits, torch.zeros_like(targets), reduction="sum")
+
+    def _sampled_logits(self, states, targets, history=None):
         """`[positions, 1 + negatives]` logits: the target's, then the shared negatives', each corrected by -log of
         the negative's expected count in the pool.
 
@@ -619,7 +640,9 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         train): the other positions' targets (in-batch negatives, drawn from the data, i.e. from q) and K uniform
         draws, expected count (P - 1) q + K / N. Either way exp(target) + sum of exp(score) / count is an unbiased
         estimate of the full softmax's normaliser (accidental hits of the target are dropped: the target is counted
-        once, exactly), so the loss tends to full cross-entropy as K grows.
+        once, exactly), so the loss tends to full cross-entropy as K grows. With `history` (`input_ids`,
+        `earlier_ids`, `selected`: `config.loss_excludes_history`), negatives already in the user's history at a
+        position are dropped too, so it tends to the full softmax without the history items.
         """
         num_negatives, num_items = self.config.num_negatives, self.config.num_items
         if self.config.negative_sampling == "mixed":
@@ -633,7 +656,10 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         if self.config.use_output_bias:
             positive = positive + self.output_bias(targets)
         negative = self.item_scores(states, negatives) - log_count[negatives]
-        negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
+        dropped = negatives[None, :] == targets[:, None]  # accidental hits
+        if history is not None:
+            dropped = dropped | self._seen_among(*history, negatives)
+        negative = negative.masked_fill(dropped, float("-inf"))
         return torch.cat([positive[:, None], negative], dim=1).float()
 
     @torch.no_grad()
