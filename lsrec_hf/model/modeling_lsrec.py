@@ -537,10 +537,9 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
             self.config.use_item_ids = True
         embeddings.content_embeddings = torch.as_tensor(content_embeddings).to(embeddings.content_embeddings)
         bias = self.output_bias.bias.data
-        self.output_bias.bias = nn.Parameter(bias.mean().expand(new).clone())
-        if new_item_ids:  # a shared offset changes no ranking: start it at zero
-            self.output_bias.bias.zero_()
-            self.config.use_output_bias = True
+        # one shared offset for every item (it changes no ranking); zero where new ids turn the bias on
+        self.output_bias.bias = nn.Parameter((bias.new_zeros(()) if new_item_ids else bias.mean()).expand(new).clone())
+        self.config.use_output_bias = self.config.use_output_bias or new_item_ids
         self.sampling_probs = torch.full((new,), 1.0 / max(new, 1), device=bias.device)
         self.config.num_items = new
         self.catalog = catalog
