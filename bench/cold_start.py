@@ -4,6 +4,9 @@
     python bench/cold_start.py --dataset path/to/ml-100k-slice --seeds 1 --num_epochs 2   # a quick check
     python bench/cold_start.py --variants "text+id, id dropout 0.5" --keep_runs   # add a variant to the last result
 
+With `--keep_runs`, `--out` is read again before it is written, so processes training different variants (or seeds)
+at once can share it.
+
 A fixed, seeded `--cold_fraction` of the items is held out: every event of those items is removed from training
 (and from validation), and the model is trained on the remaining catalog. The held-out items then arrive as
 new items (`extend_catalog`: their token is their text through the trained projection, id embedding zero,
@@ -97,6 +100,17 @@ def run_model(variant, seed, catalog, content, num_warm, splits, args):
     return split_metrics(ranked, targets, num_warm, len(catalog)), seconds
 
 
+def kept_runs(args, cold_ids):
+    """The trained runs and commands already in `--out` (with `--keep_runs`; the same cold items or an error)."""
+    if not (args.keep_runs and os.path.exists(args.out)):
+        return [], []
+    with open(args.out, encoding="utf-8") as f:
+        previous = json.load(f)
+    if previous["cold_item_ids"] != cold_ids:
+        raise SystemExit(f"{args.out} holds runs on other cold items; drop --keep_runs or choose another --out")
+    return [r for r in previous["runs"] if r["seed"] is not None], previous.get("commands", [previous["command"]])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="ml-100k")
@@ -128,14 +142,7 @@ def main():
           f"test targets are cold", flush=True)
 
     cold_ids = [data.catalog.item_ids[i] for i in np.flatnonzero(cold)]
-    kept, commands = [], []
-    if args.keep_runs and os.path.exists(args.out):
-        with open(args.out, encoding="utf-8") as f:
-            previous = json.load(f)
-        if previous["cold_item_ids"] != cold_ids:
-            raise SystemExit(f"{args.out} holds runs on other cold items; drop --keep_runs or choose another --out")
-        kept = [r for r in previous["runs"] if r["seed"] is not None]
-        commands = previous.get("commands", [previous["command"]])
+    kept, commands = kept_runs(args, cold_ids)
     runs = []
     popular = MostPopular(warm_splits(splits, num_warm).train, len(catalog))
     ranked = rank_baseline(popular, splits.test, top_k=20)
@@ -155,6 +162,9 @@ def main():
             print(f"[cold_start] {variant} seed {seed}: cold NDCG@10 {metrics['cold']['ndcg@10']:.4f}, "
                   f"warm {metrics['warm']['ndcg@10']:.4f} ({seconds:.0f}s)", flush=True)
 
+    if args.keep_runs:  # read again: another process may have added its variants to --out meanwhile
+        later, commands = kept_runs(args, cold_ids)
+        runs += [r for r in later if not any((r["variant"], r["seed"]) == (q["variant"], q["seed"]) for q in runs)]
     summary = {}
     for variant in [v for v in VARIANTS if any(r["variant"] == v for r in runs)]:
         rows = [r for r in runs if r["variant"] == variant]
@@ -175,7 +185,8 @@ def main():
             ratio = ratios[f"{model} / {popular}"] = summary[model]["cold"]["ndcg@10"][0] / base if base > 0 else None
             print(f"cold NDCG@10, {model} / {popular}: "
                   + ("undefined (it scores 0 on cold targets)" if ratio is None else f"{ratio:.1f}x"))
-    write_result(args.out, {"dataset": args.dataset, "seeds": args.seeds, "cold_fraction": args.cold_fraction,
+    seeds = sorted({r["seed"] for r in runs if r["seed"] is not None})
+    write_result(args.out, {"dataset": args.dataset, "seeds": seeds, "cold_fraction": args.cold_fraction,
                             "cold_seed": args.cold_seed, "num_cold_items": int(cold.sum()),
                             "cold_test_targets": cold_targets, "num_epochs": args.num_epochs,
                             "cold_item_ids": cold_ids, "commands": [*commands, shlex.join(["python", *sys.argv])],

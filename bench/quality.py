@@ -98,9 +98,10 @@ CONFIGS = {
                       "--hidden_dropout_prob", "0.5", "--attention_probs_dropout_prob", "0.5"],
     "standardized-text-excl": ["--standardize_content", "true", "--loss_excludes_history", "true"],
     "group-chunks-excl-sasrec": ["--group_by", "chunks", "--loss_excludes_history", "true", "--block_layout", "sasrec"],
-    # the default with the sampled softmax (1,024 negatives a step from the items' frequencies, log-Q corrected)
-    "sampled-softmax": ["--loss", "sampled"],
-    "sampled-softmax-excl": ["--loss", "sampled", "--loss_excludes_history", "true"],  # and history negatives dropped
+    # the default with the sampled softmax (1,024 negatives a step from the items' frequencies, log-Q corrected),
+    # history negatives kept (the sampled default until 2026-12-04) or dropped (the sampled default since)
+    "sampled-softmax": ["--loss", "sampled", "--loss_excludes_history", "false"],
+    "sampled-softmax-excl": ["--loss", "sampled", "--loss_excludes_history", "true"],
     "group-chunks-excl-standardized": ["--group_by", "chunks", "--loss_excludes_history", "true",
                                        "--standardize_content", "true"],
     # everything of RePlay's SASRec the recipe can set: its layers, tokens, schedule, mixed-length batches, no memory,
@@ -141,7 +142,7 @@ DESCRIPTIONS = {
     "sasrec-layout": "lsrec_hf default with SASRec's layers (block_layout sasrec)",
     "group-chunks-excl-sasrec": "lsrec_hf default, chunk-count batches, history items out of the softmax, SASRec's layers",
     "group-chunks-excl-standardized": "lsrec_hf default, chunk-count batches, history items out of the softmax, standardized text",
-    "sampled-softmax": "lsrec_hf default with the sampled softmax (1,024 frequency negatives, log-Q)",
+    "sampled-softmax": "lsrec_hf default with the sampled softmax (1,024 frequency negatives, log-Q), history negatives kept",
     "sampled-softmax-excl": "lsrec_hf default with the sampled softmax, negatives in the user's history dropped",
     "no-early-stop": "lsrec_hf default trained the whole schedule (patience 40)",
     "group-chunks-excl-full": "lsrec_hf default, chunk-count batches, history items out of the softmax, whole schedule",

@@ -19,12 +19,12 @@ def test_config_rejects_bad_settings_by_name(bad, message):
         LSRecConfig(num_items=5, **bad)
 
 
-def test_loss_excludes_history_needs_the_causal_objective_and_is_on_unset_with_the_full_softmax():
+def test_loss_excludes_history_needs_the_causal_objective_and_is_on_unset_with_either_loss():
     with pytest.raises(ValueError, match="loss_excludes_history needs"):
         LSRecConfig(num_items=10, loss_excludes_history=True, objective="cloze")
     assert LSRecConfig(num_items=10, loss_excludes_history=True, loss="sampled").loss_excludes_history
     assert LSRecConfig(num_items=10).loss_excludes_history
-    assert not LSRecConfig(num_items=10, loss="sampled").loss_excludes_history
+    assert LSRecConfig(num_items=10, loss="sampled").loss_excludes_history
     assert not LSRecConfig(num_items=10, objective="cloze").loss_excludes_history
 
 
@@ -43,7 +43,7 @@ def settings(config):
 
 
 @pytest.mark.parametrize("settings_, expected", [
-    ({}, True), ({"objective": "cloze"}, False), ({"loss": "sampled"}, False), ({"loss_excludes_history": False}, False),
+    ({}, True), ({"objective": "cloze"}, False), ({"loss": "sampled"}, True), ({"loss_excludes_history": False}, False),
 ])
 def test_history_leaves_the_training_softmax_wherever_the_loss_allows_unless_asked_not_to(settings_, expected):
     assert LSRecConfig(num_items=5, **settings_).loss_excludes_history is expected

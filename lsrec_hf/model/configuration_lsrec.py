@@ -63,7 +63,7 @@ class LSRecConfig(PreTrainedConfig):
         loss_excludes_history (`bool`, *optional*): leave the items already in the user's history out of
             the training softmax at each position (causal objective; with the sampled softmax, the negatives in
             the history are dropped), as the evaluation leaves them out of the ranking. Unset, it is on for
-            `objective="causal"` with `loss="full"`. Otherwise every history item is a negative of every later position: the user state
+            `objective="causal"` (with either loss). Otherwise every history item is a negative of every later position: the user state
             is pushed away from the items just consumed, and from the items whose text is like theirs.
         num_negatives (`int`, defaults to 1024): negatives per batch for the sampled softmax.
         negative_sampling (`str`, defaults to `"frequency"`): the sampled softmax's negatives: `"frequency"` draws
@@ -124,7 +124,7 @@ class LSRecConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         if self.loss_excludes_history is None:
-            self.loss_excludes_history = self.objective == "causal" and self.loss == "full"
+            self.loss_excludes_history = self.objective == "causal"
         for name, kind in type(self).__annotations__.items():  # a value of the wrong type breaks far from here
             value = getattr(self, name)
             expected = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}.get(kind)
