@@ -1,6 +1,7 @@
-"""Cold-start items on MovieLens-100K: items nobody interacted with during training, ranked through their text.
+"""Cold-start items: items nobody interacted with during training, ranked through their text.
 
-    python bench/cold_start.py --seeds 42 43 44 --threads 1
+    python bench/cold_start.py --seeds 42 43 44 --threads 1     # MovieLens-100K
+    python bench/cold_start.py --dataset ../shared/data/amazon-office --seeds 42 --out bench/results/cold_start_amazon-office.json
     python bench/cold_start.py --dataset path/to/ml-100k-slice --seeds 1 --num_epochs 2   # a quick check
     python bench/cold_start.py --variants "text+id, id dropout 0.5" --keep_runs   # add a variant to the last result
 
@@ -14,9 +15,10 @@ output bias the mean bias), and the whole test split is ranked over the full cat
 (the same leave-one-out test events as every other benchmark). Metrics are reported separately on test events
 whose target is a cold item and on the rest.
 
-Compared: text+id items (the default), text+id trained with `item_id_dropout` (an item's id embedding left out
-with that probability, so that the model learns to rank items by their text alone), id-only items (a cold item is then only its mean bias: chance among the
-cold), most-popular (cold items have no training events, so it cannot rank them above any warm item), and an
+Compared: text+id items (the default), text+id trained with `item_id_dropout` 0.2 or 0.5 (an item's id embedding
+left out with that probability, so that the model learns to rank items by their text alone, as DropoutNet does),
+text-only items (no id embedding at all: a cold item is made like every warm one), id-only items (a cold item is
+then only its mean bias: chance among the cold), most-popular (cold items have no training events, so it cannot rank them above any warm item), and an
 oracle most-popular that counts every event of the data set, test events of cold items included: information no
 real system has for a new item, so it is the hard popularity bar for the cold targets.
 Prints a markdown table, writes bench/results/cold_start.json.
@@ -46,8 +48,10 @@ from lsrec_hf.processing.sequences import EvalExamples, Splits, build_user_seque
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
-# trained variants: (text embeddings, item_id_dropout)
-MODELS = {"text+id": (True, 0.0), "text+id, id dropout 0.5": (True, 0.5), "id-only": (False, 0.0)}
+# trained variants: (item tokens, item_id_dropout)
+MODELS = {"text+id": ("text+id", 0.0), "text+id, id dropout 0.2": ("text+id", 0.2),
+          "text+id, id dropout 0.5": ("text+id", 0.5), "text-only": ("text", 0.0), "id-only": ("id", 0.0)}
+DEFAULT_MODELS = ["text+id", "text+id, id dropout 0.5", "id-only"]
 VARIANTS = [*MODELS, "most-popular", "most-popular (oracle: all events)"]
 METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20"]
 
@@ -79,11 +83,12 @@ def split_metrics(ranked, targets, num_warm, num_items):
 
 
 def run_model(variant, seed, catalog, content, num_warm, splits, args):
-    use_text, id_dropout = MODELS[variant]
+    tokens, id_dropout = MODELS[variant]
+    use_text = tokens != "id"
     set_seed(seed)
     config = lsrec_hf.LSRecConfig(num_items=num_warm, content_dim=content.shape[1] if use_text else 0,
                                   use_content=use_text, text_encoder=DEFAULT_TEXT_ENCODER if use_text else None,
-                                  item_id_dropout=id_dropout)
+                                  use_item_ids=tokens != "text", item_id_dropout=id_dropout)
     model = lsrec_hf.LSRecForSequentialRecommendation(config)
     if use_text:
         model.model.embeddings.set_content_embeddings(content[:num_warm])  # and the text statistics of the warm items
@@ -118,7 +123,7 @@ def main():
     parser.add_argument("--cold_fraction", type=float, default=0.15)
     parser.add_argument("--cold_seed", type=int, default=0, help="the fixed choice of cold items")
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
-    parser.add_argument("--variants", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to train")
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS), help="models to train")
     parser.add_argument("--keep_runs", action="store_true",
                         help="keep the runs already in --out (same cold items) and only add the missing ones")
     parser.add_argument("--threads", type=int, default=None)
@@ -179,7 +184,7 @@ def main():
             print(f"| {variant} | {part} targets | {entry['n']} | "
                   + " | ".join(f"{entry[part][m][0]:.4f} ± {entry[part][m][1]:.4f}" for m in METRICS) + " |")
     ratios = {}
-    for model in (m for m in MODELS if MODELS[m][0] and m in summary):
+    for model in (m for m in MODELS if MODELS[m][0] != "id" and m in summary):
         for popular in ("most-popular", "most-popular (oracle: all events)"):
             base = summary[popular]["cold"]["ndcg@10"][0]
             ratio = ratios[f"{model} / {popular}"] = summary[model]["cold"]["ndcg@10"][0] / base if base > 0 else None
