@@ -10,8 +10,8 @@ at once can share it.
 
 A fixed, seeded `--cold_fraction` of the items is held out: every event of those items is removed from training
 (and from validation), and the model is trained on the remaining catalog. The held-out items then arrive as
-new items (`extend_catalog`: their token is their text through the trained projection, id embedding zero,
-output bias the mean bias), and the whole test split is ranked over the full catalog, history items excluded
+new items (`extend_catalog`: their id embedding and output bias are what their text predicts, regressed on the
+warm items'; until 2026-12-04 they were zero and the mean bias, which `bench/cold_start_init.py` compares), and the whole test split is ranked over the full catalog, history items excluded
 (the same leave-one-out test events as every other benchmark). Metrics are reported separately on test events
 whose target is a cold item and on the rest.
 

@@ -124,7 +124,11 @@ def test_new_items_extend_the_catalog_and_are_scored_through_their_text(ml100k_s
     base = AutoModel.from_pretrained(base_dir)
     assert grown.catalog.item_ids[:1682] == base.catalog.item_ids  # extended, not replaced
     assert grown.catalog.item_ids[1682:] == ["new-1", "new-2"] and grown.config.num_items == 1684
-    assert torch.equal(grown.model.embeddings.item_ids.weight[1682:], torch.zeros(2, 16))  # new items start as text
+    # new items start as what their text predicts (ids and biases regressed on the base items' text)
+    expected = AutoModel.from_pretrained(base_dir)
+    expected.extend_catalog(grown.catalog, grown.model.embeddings.content_embeddings[1682:])
+    assert torch.allclose(grown.model.embeddings.item_ids.weight[1682:], expected.model.embeddings.item_ids.weight[1682:], atol=1e-6)
+    assert grown.model.embeddings.item_ids.weight[1682:].abs().sum() > 0
 
     adapter_config = json.loads((out / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == "base_model"  # named inside the folder, which can move

@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 
@@ -423,7 +424,7 @@ def test_standardized_content_uses_the_catalog_statistics_fixed_when_set_and_sav
     # an item added later is scaled by the catalog's statistics, not its own
     grown = ItemCatalog(model.catalog.item_ids + ["new"], [""] * (NUM_ITEMS + 1), [""] * (NUM_ITEMS + 1))
     new_content = torch.full((1, 8), 7.0)
-    loaded.extend_catalog(grown, new_content)
+    loaded.extend_catalog(grown, new_content, new_item_init="zero")
     with torch.no_grad():
         new_rep = loaded.model.embeddings.item_representations(torch.tensor([NUM_ITEMS]))
         expected_new = loaded.model.embeddings.text_proj((new_content - content.mean(0)) / content.std(0))
@@ -441,3 +442,38 @@ def test_a_checkpoint_from_before_standardized_content_loads_as_trained(tmp_path
     loaded = AutoModel.from_pretrained(tmp_path)
     assert loaded.config.standardize_content is False and LSRecConfig().standardize_content is True
     assert torch.allclose(loaded.eval().score_next(random_history())[0], model.score_next(random_history())[0])
+
+
+def test_new_items_get_the_id_embedding_and_bias_their_text_predicts():
+    # warm ids and biases that are an affine function of the standardized text: the ridge fit recovers it
+    model = make_model(standardize_content=True, content_dim=8)
+    embeddings = model.model.embeddings
+    generator = torch.Generator().manual_seed(0)
+    content = torch.randn(NUM_ITEMS, 8, generator=generator) * 2.0 + 1.0
+    embeddings.set_content_embeddings(content)
+    mapping = torch.randn(8, 16 + 1, generator=generator)  # to the 16-wide ids and the bias
+    standardized = lambda c: (c - embeddings.content_mean) * embeddings.content_scale  # noqa: E731
+    with torch.no_grad():
+        exact = standardized(content) @ mapping + 0.5
+        embeddings.item_ids.weight.copy_(exact[:, :-1])
+        model.output_bias.bias.copy_(exact[:, -1])
+    model.catalog = ItemCatalog([f"i{i}" for i in range(NUM_ITEMS)], [""] * NUM_ITEMS, [""] * NUM_ITEMS)
+    new_content = torch.randn(3, 8, generator=generator)
+    grown = ItemCatalog(model.catalog.item_ids + ["n0", "n1", "n2"], [""] * (NUM_ITEMS + 3), [""] * (NUM_ITEMS + 3))
+    text_init = copy.deepcopy(model)
+    text_init.extend_catalog(grown, new_content, ridge=1e-6)
+    expected = standardized(new_content) @ mapping + 0.5
+    assert torch.allclose(text_init.model.embeddings.item_ids.weight[NUM_ITEMS:], expected[:, :-1], atol=1e-3)
+    assert torch.allclose(text_init.output_bias.bias[NUM_ITEMS:], expected[:, -1], atol=1e-3)
+    assert torch.equal(text_init.model.embeddings.item_ids.weight[:NUM_ITEMS], exact[:, :-1])  # known items unchanged
+    zero_init = copy.deepcopy(model)
+    zero_init.extend_catalog(grown, new_content, new_item_init="zero")
+    assert zero_init.model.embeddings.item_ids.weight[NUM_ITEMS:].abs().max() == 0
+    assert torch.allclose(zero_init.output_bias.bias[NUM_ITEMS:], exact[:, -1].mean().expand(3))
+    # a heavy penalty shrinks the prediction towards the average item
+    shrunk = copy.deepcopy(model)
+    shrunk.extend_catalog(grown, new_content, ridge=1e6)
+    average = exact.mean(0)
+    assert torch.allclose(shrunk.model.embeddings.item_ids.weight[NUM_ITEMS:], average[:-1].expand(3, -1), atol=1e-3)
+    with pytest.raises(ValueError, match="new_item_init"):
+        copy.deepcopy(model).extend_catalog(grown, new_content, new_item_init="mean")

@@ -477,13 +477,23 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         return model
 
     @torch.no_grad()
-    def extend_catalog(self, catalog, content_embeddings=None):
+    def extend_catalog(self, catalog, content_embeddings=None, new_item_init="text", ridge=0.1):
         """Grow the model to `catalog` (this model's catalog followed by new items), like `resize_token_embeddings`.
 
-        A new item's id embedding starts at zero, so at first it is exactly what its text says (the cold-start
-        representation); its output bias starts at the mean bias. `content_embeddings` `[num_new, content_dim]`
-        are required when the model reads item text. Returns the number of items added.
+        `content_embeddings` `[num_new, content_dim]` are required when the model reads item text. A new item's
+        id embedding and output bias start as what its text predicts (`new_item_init="text"`, the default for a
+        model that reads text): a ridge regression from the (standardized) text embeddings of the items already
+        in the catalog to their id embeddings and biases, with penalty `ridge` x the number of those items, as
+        content-to-collaborative mappings do for cold items (van den Oord et al., 2013). A trained id embedding
+        partly cancels what its item's text wrongly suggests; a new item with a zero id lacks that correction, and
+        on Amazon Toys such items filled 97 % of the top 10. `new_item_init="zero"` starts the id embedding at
+        zero and the bias at the mean bias (what a model trained with `item_id_dropout` saw for a dropped id);
+        it is what an id-only model always does. Returns the number of items added.
         """
+        if new_item_init not in ("text", "zero"):
+            raise ValueError(f"extend_catalog: new_item_init must be 'text' or 'zero', got {new_item_init!r}")
+        if not ridge > 0:
+            raise ValueError(f"extend_catalog: ridge must be > 0, got {ridge}")
         old, new = self.config.num_items, len(catalog)
         if self.catalog is None or catalog.item_ids[:old] != self.catalog.item_ids:
             raise ValueError("extend_catalog: the new catalog must start with this model's catalog, in order "
@@ -505,10 +515,34 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
                 [embeddings.content_embeddings, content_embeddings.to(embeddings.content_embeddings)])
         bias = self.output_bias.bias.data
         self.output_bias.bias = nn.Parameter(torch.cat([bias, bias.mean().expand(added)]))
+        if new_item_init == "text" and embeddings.text_proj is not None:
+            self._predict_new_items_from_text(old, ridge)
         self.sampling_probs = torch.full((new,), 1.0 / new, device=bias.device)
         self.config.num_items = new
         self.catalog = catalog
         return added
+
+    @torch.no_grad()
+    def _predict_new_items_from_text(self, num_known, ridge):
+        """Set the id embeddings and biases of items `num_known:` to a ridge regression's prediction from their text,
+        fitted on items `:num_known` (centred, so that an item of average text gets the average id and bias)."""
+        embeddings = self.model.embeddings
+        text = embeddings.content_embeddings.double()
+        if hasattr(embeddings, "content_mean"):
+            text = (text - embeddings.content_mean.double()) * embeddings.content_scale.double()
+        targets = [self.output_bias.bias.data[:, None]]
+        if embeddings.item_ids is not None:
+            targets.insert(0, embeddings.item_ids.weight.data)
+        targets = torch.cat(targets, dim=1).double()
+        known_text, known = text[:num_known], targets[:num_known]
+        text_mean, target_mean = known_text.mean(0), known.mean(0)
+        centred = known_text - text_mean
+        penalty = ridge * num_known * torch.eye(text.shape[1], dtype=text.dtype, device=text.device)
+        weights = torch.linalg.solve(centred.T @ centred + penalty, centred.T @ (known - target_mean))
+        predicted = ((text[num_known:] - text_mean) @ weights + target_mean).to(self.output_bias.bias.dtype)
+        if embeddings.item_ids is not None:
+            embeddings.item_ids.weight[num_known:] = predicted[:, :-1]
+        self.output_bias.bias[num_known:] = predicted[:, -1]
 
     @torch.no_grad()
     def replace_catalog(self, catalog, content_embeddings=None, new_item_ids=False):
