@@ -56,6 +56,13 @@ VARIANTS = [*MODELS, "most-popular", "most-popular (oracle: all events)"]
 METRICS = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20"]
 
 
+def draw_cold_items(num_items, fraction, seed):
+    """The fixed, seeded choice of held-out items: a boolean mask over the catalog."""
+    cold = np.zeros(num_items, dtype=bool)
+    cold[np.random.default_rng(seed).choice(num_items, size=int(round(fraction * num_items)), replace=False)] = True
+    return cold
+
+
 def reorder_catalog(catalog, cold):
     """The catalog with warm items first (the training catalog) and the cold ones after (the catalog growth)."""
     order = [i for i in range(len(catalog)) if not cold[i]] + [i for i in range(len(catalog)) if cold[i]]
@@ -134,9 +141,7 @@ def main():
         torch.set_num_threads(args.threads)
 
     data = load_data(args.dataset)
-    cold = np.zeros(len(data.catalog), dtype=bool)
-    rng = np.random.default_rng(args.cold_seed)
-    cold[rng.choice(len(cold), size=int(round(args.cold_fraction * len(cold))), replace=False)] = True
+    cold = draw_cold_items(len(data.catalog), args.cold_fraction, args.cold_seed)
     catalog, order = reorder_catalog(data.catalog, cold)
     num_warm = int((~cold).sum())
     content = encode_texts(catalog.texts, DEFAULT_TEXT_ENCODER, show_progress_bar=False)

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import torch
 
-from cold_start import reorder_catalog, split_metrics
+from cold_start import draw_cold_items, reorder_catalog, split_metrics
 from common import write_result
 import lsrec_hf
 from lsrec_hf.data import load_data
@@ -41,9 +41,7 @@ def main():
     torch.set_num_threads(args.threads)
 
     data = load_data(args.dataset)
-    cold = np.zeros(len(data.catalog), dtype=bool)
-    rng = np.random.default_rng(args.cold_seed)  # the same draw as bench/cold_start.py
-    cold[rng.choice(len(cold), size=int(round(args.cold_fraction * len(cold))), replace=False)] = True
+    cold = draw_cold_items(len(data.catalog), args.cold_fraction, args.cold_seed)  # the draw of bench/cold_start.py
     catalog, _ = reorder_catalog(data.catalog, cold)
     num_warm = int((~cold).sum())
     content = torch.as_tensor(encode_texts(catalog.texts, DEFAULT_TEXT_ENCODER, show_progress_bar=False))

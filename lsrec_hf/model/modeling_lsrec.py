@@ -142,10 +142,14 @@ class LSRecItemEmbeddings(nn.Module):
                 reps = reps * keep[..., None].to(reps.dtype)
         if self.text_proj is not None:
             content = self.content_embeddings if item_indices is None else self.content_embeddings[item_indices]
-            if hasattr(self, "content_mean"):
-                content = (content - self.content_mean) * self.content_scale
-            reps = reps + self.text_proj(content.to(self.text_proj.weight.dtype))
+            reps = reps + self.text_proj(self.standardized(content).to(self.text_proj.weight.dtype))
         return reps
+
+    def standardized(self, content):
+        """Content embeddings as the projection reads them: scaled by the catalog's statistics where configured."""
+        if hasattr(self, "content_mean"):
+            return (content - self.content_mean.to(content.dtype)) * self.content_scale.to(content.dtype)
+        return content
 
     def forward(self, input_ids, context_ids=None, target_scenario_ids=None):
         """Tokens `[B, T, H]`; `context_ids` `[B, T, F]` (ids of `config.feature_names`, 0 = unknown) and
@@ -527,9 +531,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         """Set the id embeddings and biases of items `num_known:` to a ridge regression's prediction from their text,
         fitted on items `:num_known` (centred, so that an item of average text gets the average id and bias)."""
         embeddings = self.model.embeddings
-        text = embeddings.content_embeddings.double()
-        if hasattr(embeddings, "content_mean"):
-            text = (text - embeddings.content_mean.double()) * embeddings.content_scale.double()
+        text = embeddings.standardized(embeddings.content_embeddings.double())
         targets = [self.output_bias.bias.data[:, None]]
         if embeddings.item_ids is not None:
             targets.insert(0, embeddings.item_ids.weight.data)
