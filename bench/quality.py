@@ -1,4 +1,4 @@
-"""Quality on one data set: lsrec_hf ablations, two simple baselines and the peers, over seeds.
+"""Quality on one data set: lsrec_hf ablations, three simple baselines and the peers, over seeds.
 
     python bench/quality.py --seeds 42 43 44 --threads 1                                   # MovieLens-100K
     python bench/quality.py --dataset ../shared/data/amazon-beauty --seeds 42 --configs default short
@@ -11,8 +11,9 @@ appear only there, beside ours evaluated the same way. A ratio is only ever take
 
 Every lsrec_hf row is a real run of `recipes/pretrain.py` (the main job, only the named flags changed). A
 finished run is reused (its output directory holds eval_results.json; or, when the checkpoint is gone, its row in
-the results JSON), so a killed benchmark continues where it stopped. Most-popular and item-kNN are
-deterministic: one run, std 0. Peer rows are read from `bench/results/`: `replay_sasrec_<dataset>_seed*.json`
+the results JSON), so a killed benchmark continues where it stopped. Most-popular, recent-popular (the
+items with the most training events in a window before each test event, the window chosen on validation) and
+item-kNN are deterministic: one run, std 0. Peer rows are read from `bench/results/`: `replay_sasrec_<dataset>_seed*.json`
 (`bench/replay_peer.py`, RePlay's own environment) and `recbole_*_<dataset>_seed*.json` (`bench/recbole_peer.py`);
 a peer run stopped by a time budget reports the test metrics of its best epoch so far and is marked so.
 
@@ -32,7 +33,7 @@ import torch
 
 from common import write_result
 import lsrec_hf
-from lsrec_hf.evaluation.baselines import ItemKNN, MostPopular, rank_baseline
+from lsrec_hf.evaluation.baselines import DAY, ItemKNN, MostPopular, RecentPopular, rank_baseline
 from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import rank_examples
 from lsrec_hf.evaluation.metrics import compute_ranking_metrics
@@ -102,6 +103,8 @@ CONFIGS = {
     # history negatives kept (the sampled default until 2026-12-04) or dropped (the sampled default since)
     "sampled-softmax": ["--loss", "sampled", "--loss_excludes_history", "false"],
     "sampled-softmax-excl": ["--loss", "sampled", "--loss_excludes_history", "true"],
+    # the same with one second moment per id-table row instead of AdamW's two per weight (memory flat in the catalog)
+    "sampled-softmax-rowwise": ["--loss", "sampled", "--loss_excludes_history", "true", "--item_moments", "rowwise"],
     "group-chunks-excl-standardized": ["--group_by", "chunks", "--loss_excludes_history", "true",
                                        "--standardize_content", "true"],
     # everything of RePlay's SASRec the recipe can set: its layers, tokens, schedule, mixed-length batches, no memory,
@@ -144,6 +147,7 @@ DESCRIPTIONS = {
     "group-chunks-excl-standardized": "lsrec_hf default, chunk-count batches, history items out of the softmax, standardized text",
     "sampled-softmax": "lsrec_hf default with the sampled softmax (1,024 frequency negatives, log-Q), history negatives kept",
     "sampled-softmax-excl": "lsrec_hf default with the sampled softmax, negatives in the user's history dropped",
+    "sampled-softmax-rowwise": "sampled-softmax-excl with row-wise optimizer state for the id table (item_moments rowwise)",
     "no-early-stop": "lsrec_hf default trained the whole schedule (patience 40)",
     "group-chunks-excl-full": "lsrec_hf default, chunk-count batches, history items out of the softmax, whole schedule",
     "sasrec-tokens-chunks-excl": "sasrec-tokens with chunk-count batches and history items out of the softmax",
@@ -228,9 +232,18 @@ def model_row(name, seed, output_dir, results, splits, content):
 
 
 def baseline_rows(splits, num_items, content):
-    rows = []
+    rows, windows = [], {}
+
+    def recent_popular():  # its window (1 day to all time) chosen on validation NDCG@10
+        baseline, found = RecentPopular.tuned(splits, num_items)
+        windows.update(chosen_window_days=baseline.window / DAY,
+                       valid_ndcg10_by_window_days={f"{w / DAY:g}": v for w, v in found.items()})
+        return baseline
+
     for name, make in (("most-popular", lambda: MostPopular(splits.train, num_items)),
+                       ("recent-popular", recent_popular),
                        ("item-kNN", lambda: ItemKNN(splits.train, num_items, neighbors=100))):
+        windows.clear()
         start = time.perf_counter()
         baseline = make()
         ranked = rank_baseline(baseline, splits.test, top_k=20)
@@ -242,7 +255,7 @@ def baseline_rows(splits, num_items, content):
                      "test_history_kept": {m: kept[m] for m in METRICS},
                      "ndcg@10_by_target_popularity": ndcg10_by_target_popularity(
                          ranked, splits.test.targets.tolist(), item_counts(splits.train, num_items)),
-                     **beyond_accuracy_metrics(ranked, splits.train, num_items, content),
+                     **beyond_accuracy_metrics(ranked, splits.train, num_items, content), **windows,
                      "train_seconds": seconds, "best_epoch": None, "epochs_run": None, "valid_curve": []})
     return rows
 

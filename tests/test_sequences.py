@@ -58,6 +58,9 @@ def test_leave_one_out_holds_out_last_two_events():
     assert splits.valid.histories[0].tolist() == [0, 1, 2]
     assert splits.test.targets.tolist() == [4]
     assert splits.test.histories[0].tolist() == [0, 1, 2, 3]
+    # the times travel with the events: each training event's, and each target's (the request's "now")
+    assert [t.tolist() for t in splits.train_times] == [[0, 1, 2], [1, 2]]
+    assert splits.valid.target_times.tolist() == [3] and splits.test.target_times.tolist() == [4]
 
 
 def test_temporal_split_never_trains_on_the_future():
@@ -67,6 +70,7 @@ def test_temporal_split_never_trains_on_the_future():
     assert splits.valid.targets.tolist() == [2]
     assert splits.test.user_ids == ["u1"] and splits.test.targets.tolist() == [3]
     assert splits.test.histories[0].tolist() == [0, 1, 2]
+    assert [t.tolist() for t in splits.train_times] == [[1, 2]] and splits.test.target_times.tolist() == [4]
 
 
 def test_item_counts_cover_the_whole_catalog():

@@ -1,6 +1,6 @@
-"""Two non-neural baselines every results table needs: most-popular and item-kNN.
+"""The non-neural baselines every results table needs: most-popular, recent-popular and item-kNN.
 
-Both score the whole catalog for a user history, so they are ranked, filtered and measured by exactly the
+Each scores the whole catalog for a user history, so they are ranked, filtered and measured by exactly the
 same full-ranking code as the model (`rank_baseline`).
 """
 
@@ -21,6 +21,76 @@ class MostPopular:
 
     def scores(self, histories):
         return self.counts.expand(len(histories), -1).clone()
+
+
+DAY = 86400.0
+# Windows tried by `RecentPopular.tuned` (in days of unix-second timestamps), the whole past last.
+RECENT_WINDOWS_DAYS = (1, 3, 7, 14, 30, 90, 365, float("inf"))
+
+
+class RecentPopular:
+    """Every user gets the items with the most training events in the `window` before the moment of the request
+    (the target event's time), ties broken by their training events before it: what is trending now.
+
+    Only training events strictly before the request count, so nothing after it leaks in. On a log spread over
+    years (Steam) this is a strong peer that a time-blind model cannot match: new releases dominate what people
+    play next. `window` is in the log's time units (seconds for unix timestamps).
+    """
+
+    needs_times = True
+
+    def __init__(self, train_sequences, train_times, num_items, window):
+        if train_times is None or len(train_times) != len(train_sequences):
+            raise ValueError("RecentPopular needs the time of every training event (Splits.train_times)")
+        items = np.concatenate(train_sequences) if train_sequences else np.zeros(0, dtype=np.int64)
+        times = np.concatenate(train_times) if train_times else np.zeros(0)
+        order = np.argsort(times, kind="stable")
+        self.items, self.times = items[order], times[order]
+        self.num_items, self.window = num_items, window
+
+    @classmethod
+    def tuned(cls, splits, num_items, windows=tuple(d * DAY for d in RECENT_WINDOWS_DAYS), metric="ndcg@10"):
+        """The window with the best validation `metric` (history excluded); returns (baseline, {window: metric})."""
+        found = {}
+        for window in windows:
+            baseline = cls(splits.train, splits.train_times, num_items, window)
+            found[window] = evaluate_baseline(baseline, splits.valid)[metric]
+        best = max(found, key=found.get)
+        return cls(splits.train, splits.train_times, num_items, best), found
+
+    def scores(self, histories, times):
+        if len(times) != len(histories):
+            raise ValueError(f"RecentPopular.scores: {len(histories)} histories but {len(times)} times")
+        scores = np.zeros((len(histories), self.num_items))
+        for row, recent, before in self._sweep(times):
+            scores[row] = recent + before / (before.sum() + 1.0)  # all-time popularity only breaks ties
+        return torch.as_tensor(scores)  # float64: the tie-breaking fraction must survive beside large counts
+
+    def recent_counts(self, times):
+        """`[len(times), num_items]`: each item's training events in the window before each time."""
+        counts = np.zeros((len(times), self.num_items))
+        for row, recent, _ in self._sweep(times):
+            counts[row] = recent
+        return torch.as_tensor(counts)
+
+    def _sweep(self, times):
+        """(row, recent counts, counts before) for each time, in time order: one pass over the sorted log."""
+        times = np.asarray(times, dtype=np.float64)
+        before = np.zeros(self.num_items)  # training events before the current request
+        recent = np.zeros(self.num_items)  # of those, the ones inside the window
+        start = end = 0
+        for row in np.argsort(times, kind="stable"):
+            now = times[row]
+            stop = int(np.searchsorted(self.times, now, side="left"))
+            added = np.bincount(self.items[end:stop], minlength=self.num_items)
+            before += added
+            recent += added
+            end = stop
+            first = int(np.searchsorted(self.times, now - self.window, side="left")) if np.isfinite(self.window) else 0
+            if first > start:
+                recent -= np.bincount(self.items[start:first], minlength=self.num_items)
+                start = first
+            yield row, recent, before
 
 
 class ItemKNN:
@@ -60,7 +130,12 @@ def rank_baseline(baseline, examples, top_k=20, batch_size=1024, exclude_history
     ranked = []
     for start in range(0, len(examples), batch_size):
         histories = examples.histories[start:start + batch_size]
-        scores = baseline.scores(histories)
+        if getattr(baseline, "needs_times", False):
+            if examples.target_times is None:
+                raise ValueError(f"{type(baseline).__name__} needs each example's time (EvalExamples.target_times)")
+            scores = baseline.scores(histories, examples.target_times[start:start + batch_size])
+        else:
+            scores = baseline.scores(histories)
         for row, history in enumerate(histories if exclude_history else ()):
             scores[row, torch.as_tensor(np.asarray(history, dtype=np.int64))] = float("-inf")
         ranked.extend(scores.topk(min(top_k, baseline.num_items), dim=1).indices.tolist())

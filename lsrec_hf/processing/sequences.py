@@ -39,6 +39,7 @@ class EvalExamples:
     targets: np.ndarray  # catalog index of the item to find
     history_context: list | None = None  # [len(history), features] side-feature ids per history, or None
     target_context: np.ndarray | None = None  # [users, features]: where and when the target event happened
+    target_times: np.ndarray | None = None  # [users] float64: when the target event happened (the query's "now")
 
     def __len__(self):
         return len(self.user_ids)
@@ -51,6 +52,7 @@ class Splits:
     test: EvalExamples
     protocol: str
     train_context: list | None = None  # [events, features] side-feature ids of each training part, or None
+    train_times: list | None = None  # float64 arrays: the time of every training event, aligned with `train`
 
 
 # Rows read at a time: the raw log (text ids) is never whole in memory, only its integer codes are.
@@ -163,50 +165,54 @@ def temporal_split(sequences, valid_time, test_time):
 
 @dataclass
 class _Events:
-    """One user's items and (optionally) their side-feature ids, sliced together."""
+    """One user's items, their times and (optionally) their side-feature ids, sliced together."""
 
     items: np.ndarray
+    times: np.ndarray
     context: np.ndarray | None
 
     def __len__(self):
         return len(self.items)
 
     def head(self, n):
-        return _Events(self.items[:n], None if self.context is None else self.context[:n])
+        return _Events(self.items[:n], self.times[:n], None if self.context is None else self.context[:n])
 
     def at(self, i):
-        return self.items[i], None if self.context is None else self.context[i]
+        return self.items[i], None if self.context is None else self.context[i], self.times[i]
 
 
 def _user_events(sequences):
     contexts = sequences.context if sequences.context is not None else [None] * len(sequences)
-    return [(user, _Events(items, context)) for user, items, context in zip(sequences.user_ids, sequences.items, contexts)]
+    return [(user, _Events(items, times, context))
+            for user, items, times, context in zip(sequences.user_ids, sequences.items, sequences.timestamps, contexts)]
 
 
 class _SplitParts:
     def __init__(self, with_context):
         self.with_context = with_context
-        self.train, self.train_context = [], []
-        self.eval = {name: ([], [], [], [], []) for name in ("valid", "test")}
+        self.train, self.train_times, self.train_context = [], [], []
+        self.eval = {name: ([], [], [], [], [], []) for name in ("valid", "test")}
 
     def add_train(self, events):
         self.train.append(events.items)
+        self.train_times.append(events.times)
         self.train_context.append(events.context)
 
     def add_eval(self, name, user, history, target):
-        users, histories, targets, history_context, target_context = self.eval[name]
+        users, histories, targets, history_context, target_context, target_times = self.eval[name]
         users.append(user), histories.append(history.items), targets.append(target[0])
-        history_context.append(history.context), target_context.append(target[1])
+        history_context.append(history.context), target_context.append(target[1]), target_times.append(target[2])
 
     def examples(self, name):
-        users, histories, targets, history_context, target_context = self.eval[name]
+        users, histories, targets, history_context, target_context, target_times = self.eval[name]
         return EvalExamples(user_ids=users, histories=histories, targets=np.asarray(targets, dtype=np.int64),
                             history_context=history_context if self.with_context else None,
-                            target_context=np.asarray(target_context, dtype=np.int64) if self.with_context else None)
+                            target_context=np.asarray(target_context, dtype=np.int64) if self.with_context else None,
+                            target_times=np.asarray(target_times, dtype=np.float64))
 
     def splits(self, protocol):
         return Splits(train=self.train, valid=self.examples("valid"), test=self.examples("test"), protocol=protocol,
-                      train_context=self.train_context if self.with_context else None)
+                      train_context=self.train_context if self.with_context else None, train_times=self.train_times)
 
 
 def temporal_cutoffs(sequences, valid_quantile=0.8, test_quantile=0.9):
