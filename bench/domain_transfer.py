@@ -44,7 +44,7 @@ from lsrec_hf.processing.context import encode_features, feature_columns
 from lsrec_hf.processing.sequences import Splits, build_user_sequences, leave_one_out
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
-from lsrec_hf.training.finetuning import LORA_LEARNING_RATE, add_lora_adapter, new_item_lora_modules
+from lsrec_hf.training.finetuning import add_lora_adapter, default_lora_learning_rate, new_item_lora_modules
 
 WAYS = ["zero-shot", "most-popular", "from scratch", "LoRA", "full fine-tuning", "LoRA + new ids",
         "full fine-tuning + new ids"]
@@ -112,6 +112,10 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--ways", nargs="+", default=WAYS, choices=WAYS)
     parser.add_argument("--num_epochs", type=int, default=TrainingArguments.num_epochs)
+    parser.add_argument("--lora_r", type=int, default=2, help="rank of the LoRA ways' adapter")
+    parser.add_argument("--lora_alpha", type=int, default=None, help="LoRA scale numerator (default: 2 x rank)")
+    parser.add_argument("--lora_learning_rate", type=float, default=None,
+                        help="of the LoRA ways (default: recipes/finetune.py's, 3e-3 with new ids, 1e-2 without)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work_dir", default="outputs/bench_domain_transfer")
     parser.add_argument("--out", default="bench/results/domain_transfer.json")
@@ -155,6 +159,8 @@ def main():
         write_result(args.out, {"base": args.base, "pretraining_domains": pretraining, "target": args.target,
                                 "protocol": "leave-one-out, full ranking over the target's catalog, history items excluded",
                                 "seeds": args.seeds, "fractions": args.fractions, "num_epochs": args.num_epochs,
+                                "lora": {"r": args.lora_r, "alpha": args.lora_alpha or 2 * args.lora_r,
+                                         "learning_rate": args.lora_learning_rate or "3e-3 with new ids, 1e-2 without"},
                                 "summary": summarize(runs, [0.0, *args.fractions]), "runs": runs})
 
     if "zero-shot" in args.ways and (0.0, "zero-shot", None) not in done:
@@ -177,15 +183,17 @@ def main():
                 else:
                     model = copy.deepcopy(moved_ids if way.endswith("new ids") else moved)
                     splits = kept_users(transfer_splits, fraction, seed)
+                    lora = {"r": args.lora_r, "alpha": args.lora_alpha or 2 * args.lora_r}
                     if way == "LoRA":
-                        model = add_lora_adapter(model)
+                        model = add_lora_adapter(model, **lora)
                     elif way == "LoRA + new ids":
                         targets, to_save = new_item_lora_modules()
-                        model = add_lora_adapter(model, target_modules=targets, modules_to_save=to_save)
+                        model = add_lora_adapter(model, **lora, target_modules=targets, modules_to_save=to_save)
                 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
                 output_dir = os.path.join(args.work_dir, f"{fraction:g}", way.replace(" ", "_"), f"seed{seed}")
                 seconds = fit(model, splits, output_dir, seed, args,
-                              LORA_LEARNING_RATE if way.startswith("LoRA") else TrainingArguments.learning_rate)
+                              (args.lora_learning_rate or default_lora_learning_rate(way.endswith("new ids")))
+                              if way.startswith("LoRA") else TrainingArguments.learning_rate)
                 size = adapter_bytes(model, os.path.join(output_dir, "final"))
                 record({"fraction": fraction, "way": way, "seed": seed, "test": evaluate_ranking(model, splits.test),
                         "trainable_parameters": trainable, "saved_bytes": size, "train_seconds": seconds,

@@ -33,7 +33,7 @@ from transformers import AutoModel, HfArgumentParser
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from lsrec_hf.data import DataError
 from lsrec_hf.data.domains import DOMAIN, with_domain
-from lsrec_hf.training.finetuning import (DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, LORA_LEARNING_RATE, adopt_catalog,
+from lsrec_hf.training.finetuning import (DEFAULT_LORA_TARGETS, DEFAULT_MODULES_TO_SAVE, adopt_catalog, default_lora_learning_rate,
                                          add_lora_adapter, grow_catalog, new_item_lora_modules)
 from lsrec_hf.sharing.paths import BASE_MODEL_DIR
 from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, load_dataset,
@@ -81,8 +81,9 @@ def main(argv=None):
     parser.set_defaults(output_dir="outputs/lsrec-finetuned")  # --help states it too
     finetune_args, data_args, train_args, hub_args = parse_recipe_args(parser, argv)
     if not finetune_args.full_finetune and train_args.learning_rate == TrainingArguments.learning_rate:
-        # adapters start at zero and have few weights: they want a larger step than pretraining
-        train_args.learning_rate = LORA_LEARNING_RATE
+        # adapters start at zero and have few weights: they want a larger step than pretraining (a fresh id table
+        # beside them a smaller one than the adapter alone)
+        train_args.learning_rate = default_lora_learning_rate(finetune_args.new_item_ids)
     local_base = not finetune_args.full_finetune and os.path.isdir(finetune_args.base_model)
     if hub_args.push_to_hub and local_base:
         parser.error("--push_to_hub: the adapter would name a base model on this disk; push the base model and pass "

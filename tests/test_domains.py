@@ -160,6 +160,8 @@ def test_lora_on_a_new_domain_round_trips_through_disk(pretrained, shelves, tmp_
     assert "replaced by the" in stdout
     assert {"adapter_model.safetensors", "adapter_config.json"} <= set(os.listdir(out))
     results = json.loads((out / "eval_results.json").read_text())
+    # no --learning_rate: the adapter's own (a fresh id table beside it takes a smaller step)
+    assert results["learning_rate"] == (3e-3 if new_item_ids else 1e-2)
     recommend = pipeline("recommendation", model=str(out))
     new = load_data(shelves["shelf-new"])
     assert recommend.lsrec_model.catalog.item_ids == new.catalog.item_ids

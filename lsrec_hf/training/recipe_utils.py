@@ -190,7 +190,7 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
         "exclude_history": train_args.exclude_history,
         "num_users": len(sequences), "num_items": num_items, "num_test_users": len(splits.test),
         "best_epoch": state.best_epoch, "epochs_run": state.epoch, "train_seconds": state.train_seconds,
-        "num_processes": accelerator.num_processes, "seed": train_args.seed,
+        "num_processes": accelerator.num_processes, "seed": train_args.seed, "learning_rate": train_args.learning_rate,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "test": test, "valid": {k[len("valid_"):]: v for k, v in valid_best.items() if k.startswith("valid_")},
         "history": state.history, "command": " ".join(sys.argv),
