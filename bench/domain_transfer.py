@@ -40,7 +40,7 @@ from lsrec_hf.data import load_data
 from lsrec_hf.data.domains import DOMAIN, with_domain
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.evaluation.baselines import MostPopular, evaluate_baseline
-from lsrec_hf.processing.context import encode_features, feature_columns
+from lsrec_hf.processing.context import model_event_features
 from lsrec_hf.processing.sequences import Splits, build_user_sequences, leave_one_out
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
@@ -67,11 +67,7 @@ def kept_users(splits, fraction, seed):
 
 def target_splits(data, catalog, config=None):
     """Leave-one-out splits of the target over `catalog`, with the base's side features when `config` has them."""
-    features = None
-    if config is not None and config.feature_names:
-        frame = feature_columns(data, sorted(config.context_vocab or {}), sorted(config.user_vocab or {}))
-        features = encode_features(frame, config.feature_vocab)
-    return leave_one_out(build_user_sequences(data.interactions, catalog, features))
+    return leave_one_out(build_user_sequences(data.interactions, catalog, model_event_features(data, config)))
 
 
 def fit(model, splits, output_dir, seed, args, learning_rate):

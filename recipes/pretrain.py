@@ -10,7 +10,8 @@ Several data sets (comma-separated) are pretrained on as one catalog of domains:
 name, a domain token per event, text-only items (no id embedding or output bias: a new catalog has neither),
 epochs balanced across domains (`--domain_balance`), each user ranked within its own domain, metrics per domain.
 Such a checkpoint recommends in a catalog it has never seen: `pipeline("recommendation", model=..., catalog=...)`,
-or `recipes/finetune.py --new_catalog true` to adapt it there.
+or `recipes/finetune.py --new_catalog true --new_item_ids true` to adapt it there; `--zero_shot_dataset` tests it
+on held-out sets with no training and puts the figures on its card.
 
 Multi-process (gloo on CPU, NCCL on GPUs), mixed precision and gradient accumulation come from
 `accelerate launch` flags; the script does not change.
@@ -23,6 +24,7 @@ from accelerate.utils import set_seed
 from transformers import HfArgumentParser
 
 import lsrec_hf
+from lsrec_hf.data import load_data
 from lsrec_hf.data.domains import DOMAIN
 from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, NEGATIVE_SAMPLING, OBJECTIVES, LSRecConfig
 from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, dataset_sources,
@@ -59,6 +61,7 @@ class ModelArguments:
     context_features: str | None = field(default=None, metadata={"help": "Comma-separated per-event features to embed: interaction columns and/or derived 'hour', 'weekday'."})
     scenario_feature: str | None = field(default=None, metadata={"help": "The context feature saying where an event happened; adds the target-scenario token and per-scenario metrics. With several data sets: 'domain' unless told ('none' for no domain token)."})
     user_features: str | None = field(default=None, metadata={"help": "Comma-separated columns of the users table to embed as a user token (e.g. 'age,gender,occupation')."})
+    zero_shot_dataset: str | None = field(default=None, metadata={"help": "Comma-separated data sets (folders or names) held out of pretraining, ranked after it with no training at all (every item its text); their metrics go to eval_results.json and the model card. Needs a text encoder."})
 
 
 def main(argv=None):
@@ -84,6 +87,10 @@ def main(argv=None):
     user_features = comma_separated_names(model_args.user_features)
     context_vocab, user_vocab = feature_vocabularies(data, context_features, user_features)
     use_text = model_args.text_encoder not in (None, "", "none")
+    with accelerator.main_process_first():  # the main process reads and caches, the others read the cache
+        zero_shot_data = [load_data(source) for source in comma_separated_names(model_args.zero_shot_dataset)]
+    if zero_shot_data and not use_text:
+        parser.error("--zero_shot_dataset: an id-only model cannot rank a catalog it never saw; keep a --text_encoder")
     if use_text:
         with accelerator.main_process_first():  # encoded once, then read from the cache
             embeddings = encode_texts(data.catalog.texts, model_args.text_encoder,
@@ -94,12 +101,13 @@ def main(argv=None):
         text_encoder=model_args.text_encoder if use_text else None,
         context_vocab=context_vocab,
         user_vocab=user_vocab,
-        **{k: v for k, v in vars(model_args).items() if k not in ("text_encoder", "context_features", "user_features")},
+        **{k: v for k, v in vars(model_args).items()
+           if k not in ("text_encoder", "context_features", "user_features", "zero_shot_dataset")},
     )
     sequences, splits = make_splits(data, data_args, accelerator, config=model.config)
 
     state = train(model, splits, train_args, accelerator)
-    test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator)
+    test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator, zero_shot_data=zero_shot_data)
     accelerator.end_training()
 
 

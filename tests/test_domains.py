@@ -56,7 +56,7 @@ def shelves(ml100k_slice, tmp_path_factory):
 def pretrained(shelves, tmp_path_factory):
     out = tmp_path_factory.mktemp("multi")
     stdout = run([sys.executable, PRETRAIN, "--dataset", f"{shelves['shelf-a']},{shelves['shelf-b']}",
-                  "--output_dir", str(out), "--num_epochs", "2", *SMALL_MODEL])
+                  "--zero_shot_dataset", shelves["shelf-new"], "--output_dir", str(out), "--num_epochs", "2", *SMALL_MODEL])
     return out, stdout
 
 
@@ -115,6 +115,24 @@ def test_multi_domain_pretraining_is_text_only_with_a_domain_token_and_metrics_p
     ranked, targets, _ = rank_examples(model, test, top_k=20)
     domains = model.catalog.attributes[DOMAIN]
     assert all({domains[i] for i in items} == {domains[t]} for items, t in zip(ranked, targets))
+
+
+def test_zero_shot_figures_of_a_held_out_set_are_the_moved_models_and_on_the_card(pretrained, shelves):
+    out, stdout = pretrained
+    results = json.loads((out / "eval_results.json").read_text())
+    (zero_shot,) = results["zero_shot"]
+    assert zero_shot["dataset"] == "shelf-new" and zero_shot["num_items"] == len(load_data(shelves["shelf-new"]).catalog)
+    # the figures are those of the checkpoint put onto the held-out catalog, tested on its leave-one-out split
+    new = with_domain(load_data(shelves["shelf-new"]))
+    model = AutoModel.from_pretrained(out).replace_catalog(
+        new.catalog, torch.as_tensor(encode_texts(new.catalog.texts, AutoModel.from_pretrained(out).config.text_encoder)))
+    features = encode_features(feature_columns(new, [DOMAIN], []), model.config.feature_vocab)
+    test = leave_one_out(build_user_sequences(new.interactions, model.catalog, features)).test
+    assert evaluate_ranking(model, test)["ndcg@10"] == pytest.approx(zero_shot["test"]["ndcg@10"], abs=1e-6)
+    assert zero_shot["num_test_users"] == len(test) and 0 <= zero_shot["most_popular"]["ndcg@10"] <= 1
+    card = (out / "README.md").read_text()
+    assert "| shelf-new |" in card and f"{zero_shot['test']['ndcg@10']:.4f}" in card and "--new_item_ids true" in card
+    assert "zero-shot on shelf-new" in stdout
 
 
 def test_a_pretrained_checkpoint_recommends_in_a_catalog_it_never_saw_through_the_text(pretrained, shelves):

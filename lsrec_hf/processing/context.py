@@ -93,6 +93,15 @@ def encode_features(frame, feature_vocab):
     return np.stack([encode(frame[name], vocab) for name, vocab in feature_vocab.items()], axis=1)
 
 
+def model_event_features(data, config):
+    """`[rows, F]` ids of the side features `config` embeds, for every event of `data` (values unknown to the
+    config's vocabularies get id 0), or None for a model without side features."""
+    if config is None or not config.feature_names:
+        return None
+    frame = feature_columns(data, sorted(config.context_vocab or {}), sorted(config.user_vocab or {}))
+    return encode_features(frame, config.feature_vocab)
+
+
 def encode_target_context(feature_vocab, context):
     """Ids `[F]` of one event's context given as a dict of raw values; absent or unseen values are 0.
 

@@ -61,6 +61,12 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None, bas
                 ["| domain | test users | HR@10 | NDCG@10 |", "|---|---|---|---|"]
                 + [f"| {domain} | {m['num_users']} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} |"
                    for domain, m in sorted(test["per_scenario"].items())])
+        if results.get("zero_shot"):  # held-out domains ranked with no training at all
+            description["zero_shot_table"] = "\n".join(
+                ["| held-out data set | items | test users | HR@10 | NDCG@10 | most-popular NDCG@10 |",
+                 "|---|---|---|---|---|---|"]
+                + [f"| {z['dataset']} | {z['num_items']} | {z['num_test_users']} | {z['test']['hr@10']:.4f} | "
+                   f"{z['test']['ndcg@10']:.4f} | {z['most_popular']['ndcg@10']:.4f} |" for z in results["zero_shot"]])
     hub_base = base_model if base_model and not os.path.exists(base_model) and is_hub_id(base_model) else None
     card_data = ModelCardData(library_name="peft" if adapter else "transformers", pipeline_tag=None,
                               tags=["recommendation", "lsrec"] + (["lora"] if adapter else []), base_model=hub_base,

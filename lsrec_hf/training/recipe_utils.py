@@ -17,7 +17,8 @@ from ..evaluation.rank import evaluate_ranking, ranking_name
 from ..sharing.model_card import build_model_card
 from ..processing.sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from .checkpointing import write_json
-from ..processing.context import build_vocab, encode_features, feature_columns
+from ..processing.context import build_vocab, feature_columns, model_event_features
+from .finetuning import zero_shot_metrics
 from .loop import format_metrics_table
 
 
@@ -155,11 +156,7 @@ def make_splits(data, data_args, accelerator, catalog=None, config=None):
     config's vocabularies get id 0).
     """
     catalog = catalog or data.catalog
-    features = None
-    if config is not None and config.feature_names:
-        frame = feature_columns(data, sorted(config.context_vocab or {}), sorted(config.user_vocab or {}))
-        features = encode_features(frame, config.feature_vocab)
-    sequences = build_user_sequences(data.interactions, catalog, features)
+    sequences = build_user_sequences(data.interactions, catalog, model_event_features(data, config))
     if data_args.split == "leave-one-out":
         splits = leave_one_out(sequences)
     else:
@@ -171,14 +168,17 @@ def make_splits(data, data_args, accelerator, catalog=None, config=None):
 
 
 def test_and_save(model, state, data, sequences, splits, train_args, hub_args, accelerator, base_model=None,
-                  recipe="recipes/pretrain.py"):
+                  recipe="recipes/pretrain.py", zero_shot_data=()):
     """Test the best weights, save the model with eval_results.json and a model card, print the table, push.
 
-    `base_model` is the checkpoint a fine-tuned model started from and `recipe` the script, both named in its card."""
+    `base_model` is the checkpoint a fine-tuned model started from and `recipe` the script, both named in its card.
+    `zero_shot_data`: held-out domains the model is also tested on with no training (`zero_shot_metrics`)."""
     model = accelerator.unwrap_model(model)
     test = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
                             max_length=train_args.max_history_length, description="testing",
                             exclude_history=train_args.exclude_history)
+    zero_shot = [zero_shot_metrics(model, held_out, accelerator, train_args.eval_batch_size, train_args.exclude_history)
+                 for held_out in zero_shot_data]
     if not accelerator.is_main_process:
         return test
     num_items = model.config.num_items
@@ -195,6 +195,8 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
         "test": test, "valid": {k[len("valid_"):]: v for k, v in valid_best.items() if k.startswith("valid_")},
         "history": state.history, "command": " ".join(sys.argv),
     }
+    if zero_shot:
+        results["zero_shot"] = zero_shot
     write_json(os.path.join(train_args.output_dir, "eval_results.json"), results)
     name = os.path.basename(os.path.normpath(train_args.output_dir))
     build_model_card(model.config, results, model_name=name, repo_id=hub_args.hub_model_id or train_args.output_dir,
@@ -205,6 +207,10 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     print(format_metrics_table(test))
     for scenario, metrics in test.get("per_scenario", {}).items():
         print(f"\nscenario {scenario} ({metrics['num_users']} test users)\n{format_metrics_table(metrics)}")
+    for held_out in zero_shot:
+        print(f"\nzero-shot on {held_out['dataset']} ({held_out['num_items']} items never trained on, "
+              f"{held_out['num_test_users']} test users; most-popular NDCG@10 {held_out['most_popular']['ndcg@10']:.4f})"
+              f"\n{format_metrics_table(held_out['test'])}")
     print(f"\nmodel and eval_results.json saved to {train_args.output_dir}")
     if hub_args.push_to_hub:
         # The pushed card carries the test metrics; without --hub_private the account's default visibility.
