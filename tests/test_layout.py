@@ -35,6 +35,8 @@ EXCEPTIONS = {
         "validation NDCG@10 every epoch drives early stopping",
     ("lsrec_hf.training.recipe_utils", "lsrec_hf.evaluation.rank"):
         "the recipes end with the test-split evaluation",
+    ("lsrec_hf.training.recipe_utils", "lsrec_hf.evaluation.zero_shot"):
+        "pretraining also ranks the held-out data sets of --zero_shot_dataset",
     ("lsrec_hf.training.recipe_utils", "lsrec_hf.sharing.model_card"):
         "the recipes write the output folder's card",
 }

@@ -5,16 +5,10 @@ Imports the model and the text encoder; used by `recipes/finetune.py` and the tr
 """
 
 import contextlib
-import copy
 import logging
 
 from peft import LoraConfig, get_peft_model
 
-from ..data.domains import DOMAIN, with_domain
-from ..evaluation import evaluate_ranking
-from ..evaluation.baselines import MostPopular, evaluate_baseline
-from ..processing.context import model_event_features
-from ..processing.sequences import build_user_sequences, leave_one_out
 from ..text import encode_texts
 
 logger = logging.getLogger(__name__)
@@ -110,21 +104,6 @@ def adopt_catalog(model, catalog, accelerator=None, new_item_ids=False):
     return model
 
 
-def zero_shot_metrics(model, data, accelerator=None, batch_size=256, exclude_history=True):
-    """How `model` ranks in `data`, a domain it never saw, with no training: a copy of it put onto `data`'s catalog
-    (every item its text), tested leave-one-out with full ranking over `data`'s items; most-popular, counted on the
-    same split's training events, beside it. Every process must call it (the ranking is shared out)."""
-    if model.config.scenario_feature == DOMAIN:  # the new domain's events carry its (unknown) domain token
-        data = with_domain(data)
-    moved = adopt_catalog(copy.deepcopy(model), data.catalog, accelerator)
-    splits = leave_one_out(build_user_sequences(data.interactions, moved.catalog, model_event_features(data, moved.config)))
-    test = evaluate_ranking(moved, splits.test, accelerator, batch_size, description=f"zero-shot on {data.name}",
-                            exclude_history=exclude_history)
-    popular = evaluate_baseline(MostPopular(splits.train, len(data.catalog)), splits.test, exclude_history=exclude_history)
-    return {"dataset": data.name, "num_items": len(data.catalog), "num_test_users": len(splits.test),
-            "test": test, "most_popular": popular}
-
-
 def new_item_lora_modules(target_modules=DEFAULT_LORA_TARGETS, modules_to_save=DEFAULT_MODULES_TO_SAVE):
     """LoRA targets and modules to save for a model whose item ids are fresh (`adopt_catalog(new_item_ids=True)`):
     a low-rank update of a zero table could only learn rank-r ids, so the id table trains whole beside the adapter
@@ -135,4 +114,4 @@ def new_item_lora_modules(target_modules=DEFAULT_LORA_TARGETS, modules_to_save=D
 
 __all__ = ["adopt_catalog", "DEFAULT_LORA_TARGETS", "DEFAULT_MODULES_TO_SAVE", "LORA_LEARNING_RATE",
            "NEW_ITEM_IDS_LORA_LEARNING_RATE", "add_lora_adapter", "default_lora_learning_rate", "grow_catalog",
-           "new_item_lora_modules", "zero_shot_metrics"]
+           "new_item_lora_modules"]

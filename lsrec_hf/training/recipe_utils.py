@@ -18,7 +18,7 @@ from ..sharing.model_card import build_model_card
 from ..processing.sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from .checkpointing import write_json
 from ..processing.context import build_vocab, feature_columns, model_event_features
-from .finetuning import zero_shot_metrics
+from ..evaluation.zero_shot import zero_shot_metrics
 from .loop import format_metrics_table
 
 
