@@ -29,6 +29,11 @@ def test_pretrain_prints_test_metrics_and_saves_a_reloadable_checkpoint(ml100k_s
     assert results["num_items"] == 1682 and results["num_test_users"] == 120
     assert 0.0 < results["test"]["hr@20"] <= 1.0
     assert {"config.json", "model.safetensors", "catalog.json", "README.md"} <= set(os.listdir(out))
+    # the trend prior was chosen on validation; kept (and saved, and tested with) only where it raised NDCG@10
+    trend = results["trend_prior"]
+    assert trend["chosen"] == (trend["valid_ndcg@10"] > trend["valid_ndcg@10_without"])
+    assert ("trend_prior.safetensors" in os.listdir(out)) == trend["chosen"]
+    assert ("test_without_trend_prior" in results) == trend["chosen"]
 
     # the model card carries the test metrics in its model-index metadata
     card = ModelCard.load(out / "README.md")

@@ -10,6 +10,7 @@ import torch
 from .rank import DEFAULT_K_VALUES
 from .metrics import compute_ranking_metrics
 from ..processing.sequences import item_counts
+from ..model.trend_prior import DAY, TrendPrior, recent_counts_sweep
 
 
 class MostPopular:
@@ -23,7 +24,6 @@ class MostPopular:
         return self.counts.expand(len(histories), -1).clone()
 
 
-DAY = 86400.0
 # Windows tried by `RecentPopular.tuned` (in days of unix-second timestamps), the whole past last.
 RECENT_WINDOWS_DAYS = (1, 3, 7, 14, 30, 90, 365, float("inf"))
 
@@ -42,10 +42,7 @@ class RecentPopular:
     def __init__(self, train_sequences, train_times, num_items, window):
         if train_times is None or len(train_times) != len(train_sequences):
             raise ValueError("RecentPopular needs the time of every training event (Splits.train_times)")
-        items = np.concatenate(train_sequences) if train_sequences else np.zeros(0, dtype=np.int64)
-        times = np.concatenate(train_times) if train_times else np.zeros(0)
-        order = np.argsort(times, kind="stable")
-        self.items, self.times = items[order], times[order]
+        self.log = TrendPrior.from_sequences(train_sequences, train_times, num_items, window, weight=1.0)
         self.num_items, self.window = num_items, window
 
     @classmethod
@@ -62,35 +59,13 @@ class RecentPopular:
         if len(times) != len(histories):
             raise ValueError(f"RecentPopular.scores: {len(histories)} histories but {len(times)} times")
         scores = np.zeros((len(histories), self.num_items))
-        for row, recent, before in self._sweep(times):
+        for row, recent, before in recent_counts_sweep(self.log.items, self.log.times, self.num_items, self.window, times):
             scores[row] = recent + before / (before.sum() + 1.0)  # all-time popularity only breaks ties
         return torch.as_tensor(scores)  # float64: the tie-breaking fraction must survive beside large counts
 
     def recent_counts(self, times):
         """`[len(times), num_items]`: each item's training events in the window before each time."""
-        counts = np.zeros((len(times), self.num_items))
-        for row, recent, _ in self._sweep(times):
-            counts[row] = recent
-        return torch.as_tensor(counts)
-
-    def _sweep(self, times):
-        """(row, recent counts, counts before) for each time, in time order: one pass over the sorted log."""
-        times = np.asarray(times, dtype=np.float64)
-        before = np.zeros(self.num_items)  # training events before the current request
-        recent = np.zeros(self.num_items)  # of those, the ones inside the window
-        start = end = 0
-        for row in np.argsort(times, kind="stable"):
-            now = times[row]
-            stop = int(np.searchsorted(self.times, now, side="left"))
-            added = np.bincount(self.items[end:stop], minlength=self.num_items)
-            before += added
-            recent += added
-            end = stop
-            first = int(np.searchsorted(self.times, now - self.window, side="left")) if np.isfinite(self.window) else 0
-            if first > start:
-                recent -= np.bincount(self.items[start:first], minlength=self.num_items)
-                start = first
-            yield row, recent, before
+        return self.log.recent_counts(times)
 
 
 class ItemKNN:

@@ -64,27 +64,10 @@ def mask_history(scores, input_ids):
     return scores
 
 
-@torch.no_grad()
-def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
-                  description="evaluating", return_positions=False, exclude_history=True, retrieval="exact"):
-    """Top-k item lists and targets for this process's share of `examples`.
-
-    With `exclude_history` (the default) no item of a user's input history is ranked; without it a
-    history item may take any place, as in RecBole's protocol. A model whose catalog combines several domains
-    ranks each user over the items of the user's domain only.
-    `retrieval="faiss"` takes the top-k from the model's faiss index (`lsrec_hf.model.retrieval`) instead of scoring
-    the whole catalog (`"exact"`, the default); a list is then shorter only where the index found too few items.
-
-    Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`, and
-    with `return_positions` the index in `examples` of each row (rows are ordered by history length).
-    """
-    check_retrieval(retrieval)
-    domains = item_domains(model)
-    if domains is not None and retrieval == "faiss":
-        raise ValueError("retrieval='faiss' ranks the whole catalog; a multi-domain model ranks each user within "
-                         "its domain: use retrieval='exact'")
+def sharded_batches(model, examples, accelerator=None, batch_size=256, max_length=None, description="evaluating"):
+    """(rows, batch) over this process's share of `examples`, longest histories first (a batch holds users of
+    similar length): `rows` are the batch's indices in `examples`, `batch` the `EvaluationCollator`'s tensors."""
     model.eval()
-    device = accelerator.device if accelerator is not None else model.device
     num_processes = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     with_context = bool(model.config.feature_names) and examples.target_context is not None
@@ -93,33 +76,75 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
                          examples.target_context))
     else:
         pairs = list(zip(examples.histories, examples.targets.tolist()))
-    # longest histories first, so a batch holds users of similar length; shard across processes
     order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]))[rank::num_processes]
     loader = DataLoader([pairs[i] for i in order], batch_size=batch_size,
                         collate_fn=EvaluationCollator(model.config.segment_length, max_length))
-    ranked, targets, gates = [], [], []
     show = accelerator is None or accelerator.is_local_main_process
-    for batch in tqdm(loader, desc=description, disable=not show, leave=False):
+    progress = tqdm(loader, desc=description, disable=not show, leave=False)
+    for start, batch in zip(range(0, len(order), batch_size), progress):
+        yield order[start:start + len(batch["targets"])], batch
+
+
+def exact_scores(model, batch, device, exclude_history=True, domains=None, bias=None):
+    """Float32 scores `[B, num_items]` of every item for a batch of `sharded_batches`, and the gate `[B]`:
+    `bias` `[B, num_items]` (a trend prior's) added, history items (and other domains' items) at -inf."""
+    input_ids = batch["input_ids"].to(device)
+    context = {k: batch[k].to(device) for k in ("context_ids", "target_context_ids") if k in batch}
+    output = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
+    scores = output.scores.float()
+    if bias is not None:
+        scores += bias.to(scores.device)
+    if exclude_history:
+        scores = mask_history(scores, input_ids)
+    if domains is not None:
+        scores = mask_other_domains(scores, input_ids, domains)
+    return scores, output.gate
+
+
+@torch.no_grad()
+def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
+                  description="evaluating", return_positions=False, exclude_history=True, retrieval="exact",
+                  trend_prior=True):
+    """Top-k item lists and targets for this process's share of `examples`.
+
+    With `exclude_history` (the default) no item of a user's input history is ranked; without it a
+    history item may take any place, as in RecBole's protocol. A model whose catalog combines several domains
+    ranks each user over the items of the user's domain only.
+    `retrieval="faiss"` takes the top-k from the model's faiss index (`lsrec_hf.model.retrieval`) instead of scoring
+    the whole catalog (`"exact"`, the default); a list is then shorter only where the index found too few items.
+    A model with a `trend_prior` (`lsrec_hf.model.trend_prior`) adds it at each example's time
+    (`examples.target_times`) unless `trend_prior=False`.
+
+    Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`, and
+    with `return_positions` the index in `examples` of each row (rows are ordered by history length).
+    """
+    check_retrieval(retrieval)
+    trend = getattr(model, "trend_prior", None) if trend_prior and examples.target_times is not None else None
+    if trend is not None and retrieval == "faiss":
+        raise ValueError("retrieval='faiss' searches the model's scores alone; a model with a trend prior adds it to "
+                         "every item's score: use retrieval='exact', or trend_prior=False")
+    domains = item_domains(model)
+    if domains is not None and retrieval == "faiss":
+        raise ValueError("retrieval='faiss' ranks the whole catalog; a multi-domain model ranks each user within "
+                         "its domain: use retrieval='exact'")
+    device = accelerator.device if accelerator is not None else model.device
+    ranked, targets, gates, positions = [], [], [], []
+    for rows, batch in sharded_batches(model, examples, accelerator, batch_size, max_length, description):
         input_ids = batch["input_ids"].to(device)
-        context = {k: batch[k].to(device) for k in ("context_ids", "target_context_ids") if k in batch}
         if retrieval == "faiss":
+            context = {k: batch[k].to(device) for k in ("context_ids", "target_context_ids") if k in batch}
             scores, indices, gate = retrieve(model, input_ids, top_k, exclude_history,
                                              attention_mask=batch["attention_mask"].to(device), **context)
             ranked.extend([i for s, i in zip(row_scores, row) if s > float("-inf")]
                           for row_scores, row in zip(scores.tolist(), indices.tolist()))
         else:
-            output = model.score_next(input_ids, batch["attention_mask"].to(device), **context)
-            scores, gate = output.scores, output.gate
-            scores = scores.float()
-            if exclude_history:
-                scores = mask_history(scores, input_ids)
-            if domains is not None:
-                scores = mask_other_domains(scores, input_ids, domains)
+            bias = None if trend is None else trend.bias(examples.target_times[rows])
+            scores, gate = exact_scores(model, batch, device, exclude_history, domains, bias)
             ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
         gates.extend(gate.float().cpu().tolist())
-    positions = order
-    if num_processes > 1:
+        positions.extend(rows)
+    if accelerator is not None and accelerator.num_processes > 1:
         ranked, targets, gates = gather_object(ranked), gather_object(targets), gather_object(gates)
         positions = gather_object(positions)
     if return_positions:
@@ -128,16 +153,19 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
 
 
 def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values=DEFAULT_K_VALUES,
-                     max_length=None, description="evaluating", exclude_history=True, retrieval="exact"):
+                     max_length=None, description="evaluating", exclude_history=True, retrieval="exact",
+                     trend_prior=True):
     """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share.
 
     `exclude_history`: remove the items of each user's input history from the ranking (see the module's note).
     `retrieval`: `"exact"` (the default) scores every item; `"faiss"` searches the model's index
     (`lsrec_hf.model.retrieval`), approximate unless it is a `"Flat"` one.
+    `trend_prior`: add the model's trend prior, when it has one, at each example's time (`rank_examples`).
     """
     ranked, targets, gates, positions = rank_examples(model, examples, accelerator, batch_size, max(k_values),
                                                       max_length, description, return_positions=True,
-                                                      exclude_history=exclude_history, retrieval=retrieval)
+                                                      exclude_history=exclude_history, retrieval=retrieval,
+                                                      trend_prior=trend_prior)
     metric = _full_ranking_metric()
     metrics = metric.compute(predictions=ranked, references=targets, k_values=k_values,
                              num_items=model.config.num_items)

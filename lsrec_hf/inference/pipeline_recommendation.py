@@ -196,6 +196,10 @@ class RecommendationPipeline(Pipeline):
             context (`dict`, *optional*): side features of the moment of the recommendation (e.g. `{"hour": 21}`) and
                 the user's features (e.g. `{"gender": "F"}`), by name; unseen values count as unknown. The context of
                 each history event can come with it: `{"history": [...], "context": [{"hour": 20}, ...]}`.
+            now (unix seconds or `datetime`, *optional*): the moment of the request, for a model with a trend prior
+                (`lsrec_hf.model.trend_prior`, chosen on validation by the recipes): each item's score gains what its
+                events in the prior's window before `now` say. Default: just after the last event the prior knows.
+            trend_prior (`bool`, defaults to `True`): add the model's trend prior, when it has one.
             retrieval (`str`, defaults to `"exact"`): `"exact"` scores every item; `"faiss"` searches the model's
                 faiss index (`lsrec_hf.model.retrieval`, built on first use and rebuilt when the weights or the adapter
                 change), approximate unless built as `"Flat"`. `candidates` are always scored exactly.
@@ -217,7 +221,8 @@ class RecommendationPipeline(Pipeline):
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, state=None,
-                             profile=None, scenario=None, context=None, retrieval=None, memory=None):
+                             profile=None, scenario=None, context=None, retrieval=None, memory=None, now=None,
+                             trend_prior=None):
         """preprocess: the users' tokens, context and candidates; _forward: the model call (and a faiss search);
         postprocess: history exclusion, candidates, top-k, explanations and profiles."""
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
@@ -257,7 +262,13 @@ class RecommendationPipeline(Pipeline):
             postprocess_params["explain"] = explain
         if profile is not None:
             postprocess_params["profile"] = profile
+        trend = self.lsrec_model.trend_prior if trend_prior is None or trend_prior else None
+        if trend is not None:
+            postprocess_params["trend"] = trend.bias([trend.moment(now)])  # checks `now` before any work
         if retrieval is not None and check_retrieval(retrieval) == "faiss":
+            if trend is not None and candidates is None:
+                raise ValueError("retrieval='faiss' searches the model's scores alone, and this model adds a trend "
+                                 "prior to every item's score: pass trend_prior=False, or retrieval='exact'")
             # the index answers with its top-k: the one case where ranking happens in the forward pass
             forward_params = {"retrieval": "faiss", "top_k": top_k or 10,
                               "exclude_history": True if exclude_history is None else exclude_history}
@@ -368,8 +379,9 @@ class RecommendationPipeline(Pipeline):
             outputs["scores"] = model.score_next(input_ids, memory=memory, **context).scores.float()
         return outputs
 
-    def postprocess(self, model_outputs, top_k=10, exclude_history=True, explain=False, profile=False):
-        """History exclusion, candidates and top-k over the scores; then explanations and profiles when asked."""
+    def postprocess(self, model_outputs, top_k=10, exclude_history=True, explain=False, profile=False, trend=None):
+        """The trend prior's `[1, num_items]` bias (when given), history exclusion, candidates and top-k over the
+        scores; then explanations and profiles when asked."""
         model, input_ids = self.lsrec_model, model_outputs["input_ids"]
         candidates = model_outputs["candidates"]
         if "top" in model_outputs:  # the faiss index ranked the whole catalog already
@@ -378,6 +390,8 @@ class RecommendationPipeline(Pipeline):
             left = [offered - len(item_set(row)) for row in input_ids.tolist()] if exclude_history else []
         else:
             scores = model_outputs["scores"]
+            if trend is not None:
+                scores = scores + trend
             if exclude_history:
                 scores = exclude_items(scores, input_ids)
             if candidates is not None:

@@ -1,4 +1,4 @@
-"""Checkpoint I/O of LSRec models: the catalog and eval results travel with the weights, loading is strict.
+"""Checkpoint I/O of LSRec models: the catalog, eval results and trend prior travel with the weights, loading is strict.
 
 A mixin of `LSRecPreTrainedModel` (before `PreTrainedModel` in its bases): the model itself knows only tensors.
 Imports the catalog, the config, the model card and the path checks; nothing of the model's layers.
@@ -16,6 +16,7 @@ from transformers.utils.hub import hf_api
 
 from ..processing.catalog import ItemCatalog
 from .configuration_lsrec import LSRecConfig
+from .trend_prior import TREND_PRIOR_NAME, TrendPrior
 from ..data.errors import shown_columns
 from ..sharing.model_card import build_model_card
 from ..sharing.paths import inside, resolve_base_model
@@ -32,6 +33,9 @@ class LSRecHubMixin:
     catalog: ItemCatalog | None = None
     # Test metrics (the recipe's eval_results.json), saved beside the weights and shown in the pushed model card.
     eval_results: dict | None = None
+    # What is trending (`lsrec_hf.model.trend_prior`), added to the scores where a request has a time; saved beside
+    # the weights as trend_prior.safetensors.
+    trend_prior: TrendPrior | None = None
 
     def save_pretrained(self, save_directory, is_main_process=True, push_to_hub=False, **kwargs):
         # transformers uploads from inside its own save_pretrained, before the catalog is written: save, then push.
@@ -42,6 +46,11 @@ class LSRecHubMixin:
             return
         if self.catalog is not None:
             self.catalog.save_pretrained(save_directory)
+        trend_path = os.path.join(save_directory, TREND_PRIOR_NAME)
+        if self.trend_prior is not None:
+            self.trend_prior.save_pretrained(save_directory)
+        elif os.path.exists(trend_path):  # an earlier save's prior would be loaded with these weights
+            os.remove(trend_path)
         if self.eval_results is not None:
             with open(os.path.join(save_directory, EVAL_RESULTS_NAME), "w", encoding="utf-8") as f:
                 json.dump(self.eval_results, f, indent=2, default=float)
@@ -52,8 +61,9 @@ class LSRecHubMixin:
 
     def push_to_hub(self, repo_id, *, commit_message=None, commit_description=None, private=None, token=None,
                     revision=None, create_pr=False, max_shard_size="50GB", tags=None):
-        """Upload the model to the Hub: config.json, model.safetensors, catalog.json, eval_results.json (when the
-        model has `eval_results`) and a model card, README.md, with the test metrics in its model-index metadata.
+        """Upload the model to the Hub: config.json, model.safetensors, catalog.json, eval_results.json and
+        trend_prior.safetensors (when the model has them) and a model card, README.md, with the test metrics in its
+        model-index metadata.
 
         As transformers' `push_to_hub`, except that the card is this model's own (`lsrec_hf.sharing.model_card`): it
         replaces the repo's card rather than keeping it. `private` only applies when the repo is created;
@@ -131,6 +141,10 @@ class LSRecHubMixin:
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is not None:
             model.eval_results = _read_json(path)
+        path = cached_file(pretrained_model_name_or_path, TREND_PRIOR_NAME,
+                           _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        if path is not None:
+            model.trend_prior = TrendPrior.from_file(path, model.config.num_items)
         return (model, loading_info) if output_loading_info else model
 
 

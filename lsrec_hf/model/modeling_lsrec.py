@@ -524,6 +524,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         self.sampling_probs = torch.full((new,), 1.0 / new, device=bias.device)
         self.config.num_items = new
         self.catalog = catalog
+        if self.trend_prior is not None:  # the known items keep their indices; the new ones have no events yet
+            self.trend_prior.num_items = new
         return added
 
     @torch.no_grad()
@@ -579,6 +581,7 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         self.sampling_probs = torch.full((new,), 1.0 / max(new, 1), device=bias.device)
         self.config.num_items = new
         self.catalog = catalog
+        self.trend_prior = None  # the old catalog's events say nothing of what trends in the new one
         return self
 
     def set_item_frequencies(self, counts):
@@ -709,9 +712,11 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         return LSRecNextItemOutput(scores=self.item_scores(user_state), gate=gate)
 
     @torch.no_grad()
-    def recommend(self, history, top_k=10, exclude_history=True):
+    def recommend(self, history, top_k=10, exclude_history=True, now=None):
         """The `top_k` next items for one user's `history` (external item ids, oldest first), best first, as
         `[{"item_id", "title", "score"}]`. The history's own items are left out unless `exclude_history=False`.
+        A model with a `trend_prior` adds what is trending at `now` (unix seconds or a datetime; default: just
+        after the last event the prior knows).
 
         One call for scripts and notebooks; the `"recommendation"` pipeline adds titles as input, candidates,
         context, explanations and user states.
@@ -722,7 +727,9 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         if not history:
             raise ValueError("recommend: history is empty; give at least one item id")
         tokens = torch.tensor([self.catalog.encode(history)], device=self.device)
-        scores = self.score_next(tokens).scores[0]
+        scores = self.score_next(tokens).scores[0].float()
+        if self.trend_prior is not None:
+            scores += self.trend_prior.bias([self.trend_prior.moment(now)])[0].to(scores.device)
         if exclude_history:
             scores[self.catalog.indices(history)] = float("-inf")
         top = scores.topk(min(top_k, int(torch.isfinite(scores).sum())))

@@ -61,6 +61,13 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None, bas
                 ["| domain | test users | HR@10 | NDCG@10 |", "|---|---|---|---|"]
                 + [f"| {domain} | {m['num_users']} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} |"
                    for domain, m in sorted(test["per_scenario"].items())])
+        trend, without = results.get("trend_prior") or {}, results.get("test_without_trend_prior")
+        if trend.get("chosen") and without is not None:  # the test metrics above are with it: say so, and without
+            description["trend_prior"] = (
+                f"The scores add a trend prior, chosen on validation: {trend['weight']:g} x log(1 + the item's "
+                f"training events in the {trend['window_days']:g} days before the request) "
+                f"(`trend_prior.safetensors`). Without it: NDCG@10 {without['ndcg@10']:.4f}, HR@10 "
+                f"{without['hr@10']:.4f}.")
         if results.get("zero_shot"):  # held-out domains ranked with no training at all
             description["zero_shot_table"] = "\n".join(
                 ["| held-out data set | items | test users | HR@10 | NDCG@10 | most-popular NDCG@10 |",

@@ -18,6 +18,7 @@ from ..sharing.model_card import build_model_card
 from ..processing.sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from .checkpointing import write_json
 from ..processing.context import build_vocab, feature_columns, model_event_features
+from ..evaluation.trend_calibration import calibrate_trend_prior
 from ..evaluation.zero_shot import zero_shot_metrics
 from .loop import format_metrics_table
 
@@ -174,9 +175,22 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     `base_model` is the checkpoint a fine-tuned model started from and `recipe` the script, both named in its card.
     `zero_shot_data`: held-out domains the model is also tested on with no training (`zero_shot_metrics`)."""
     model = accelerator.unwrap_model(model)
+    trend = None
+    if not hasattr(model, "peft_config"):  # an adapter saves only its own tensors: a prior would not travel with it
+        # a base model's prior counted another log's events: the one kept is chosen on this data, or none
+        model.trend_prior = None
+        if train_args.trend_prior:
+            model.trend_prior, trend = calibrate_trend_prior(model, splits, accelerator, train_args.eval_batch_size,
+                                                             train_args.max_history_length, train_args.exclude_history)
     test = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
                             max_length=train_args.max_history_length, description="testing",
                             exclude_history=train_args.exclude_history)
+    test_without_trend = None
+    if model.trend_prior is not None:
+        test_without_trend = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
+                                              max_length=train_args.max_history_length,
+                                              description="testing without the trend prior",
+                                              exclude_history=train_args.exclude_history, trend_prior=False)
     zero_shot = [zero_shot_metrics(model, held_out, accelerator, train_args.eval_batch_size, train_args.exclude_history)
                  for held_out in zero_shot_data]
     if not accelerator.is_main_process:
@@ -195,6 +209,10 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
         "test": test, "valid": {k[len("valid_"):]: v for k, v in valid_best.items() if k.startswith("valid_")},
         "history": state.history, "command": " ".join(sys.argv),
     }
+    if trend is not None:
+        results["trend_prior"] = trend
+    if test_without_trend is not None:
+        results["test_without_trend_prior"] = test_without_trend
     if zero_shot:
         results["zero_shot"] = zero_shot
     write_json(os.path.join(train_args.output_dir, "eval_results.json"), results)
@@ -205,6 +223,10 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     print(f"\n{data.name}, {splits.protocol}, {ranking_name(train_args.exclude_history)} ({num_items} items, "
           f"{len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
     print(format_metrics_table(test))
+    if test_without_trend is not None:
+        print(f"\nwith the trend prior: log(1 + events in the {trend['window_days']:g} days before) x {trend['weight']:g}, "
+              f"chosen on validation (NDCG@10 {trend['valid_ndcg@10_without']:.4f} -> {trend['valid_ndcg@10']:.4f}); "
+              f"test NDCG@10 without it {test_without_trend['ndcg@10']:.4f}")
     for scenario, metrics in test.get("per_scenario", {}).items():
         print(f"\nscenario {scenario} ({metrics['num_users']} test users)\n{format_metrics_table(metrics)}")
     for held_out in zero_shot:
