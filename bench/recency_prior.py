@@ -2,9 +2,10 @@
 
     python bench/recency_prior.py --dataset ../shared/data/steam --models outputs/bench_quality/steam/default/seed42
 
-For every test user the score of item i is `model score + weight * log(1 + n_i)`, with n_i the item's training
-events in the `window` before the test event (strictly before it): the model's trend prior
-(`lsrec_hf.model.trend_prior`), whose window and weight `calibrate_trend_prior` chooses on validation NDCG@10, as
+For every test user the score of item i is `model score + weight * log(1 + r_i) + popularity_weight *
+log(1 + p_i)`, with r_i the item's training events in the `window` before the test event and p_i all its training
+events before it (strictly before): the model's trend prior
+(`lsrec_hf.model.trend_prior`), whose window and weights `calibrate_trend_prior` chooses on validation NDCG@10, as
 the recent-popular baseline's window is; the test events are never looked at for a choice. It is what
 `recipes/pretrain.py` does after training (`--trend_prior true`, the default); this script applies it to
 checkpoints trained without it. Rows: the model alone (weight 0), recent-popular alone, and the
@@ -57,15 +58,17 @@ def main():
         model.trend_prior, report = calibrate_trend_prior(model, model_splits)
         fused = evaluate_ranking(model, model_splits.test)
         rows.append({"model": f"{path} + trend prior", "window_days": report["window_days"],
-                     "weight": report["weight"], "valid_ndcg@10": report["valid_ndcg@10"],
-                     "test": {m: fused[m] for m in METRICS}})
-        print(f"[recency_prior] {path}: alone {alone['ndcg@10']:.4f}, + log(1 + events in {report['window_days']:g} "
-              f"days) x {report['weight']:g}: {fused['ndcg@10']:.4f}", flush=True)
+                     "weight": report["weight"], "popularity_weight": report["popularity_weight"],
+                     "valid_ndcg@10": report["valid_ndcg@10"], "test": {m: fused[m] for m in METRICS}})
+        print(f"[recency_prior] {path}: alone {alone['ndcg@10']:.4f}, + {report['weight']:g} x log(1 + events in "
+              f"{report['window_days']:g} days) {report['popularity_weight']:+g} x log(1 + all events before): "
+              f"{fused['ndcg@10']:.4f}", flush=True)
 
     print(f"\n### {data.name}: leave-one-out by time, full ranking, history excluded\n\n"
-          "| model | window (days) | weight | HR@10 | NDCG@10 |\n|---|---|---|---|---|")
+          "| model | window (days) | weight | popularity weight | HR@10 | NDCG@10 |\n|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['model']} | {row.get('window_days', '–')} | {row.get('weight', '–')} | "
+              f"{row.get('popularity_weight', '–')} | "
               f"{row['test']['hr@10']:.4f} | {row['test']['ndcg@10']:.4f} |")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"recency_prior_{data.name}.json")
     write_result(out, {"dataset": data.name, "num_items": num_items,

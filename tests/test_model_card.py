@@ -33,10 +33,12 @@ def test_the_card_states_whether_the_history_was_ranked(exclude, words):
 
 
 def test_a_card_with_a_trend_prior_says_so_and_gives_the_metrics_without_it():
-    trend = {"chosen": True, "window_days": 3.0, "weight": 2.0, "valid_ndcg@10": 0.07, "valid_ndcg@10_without": 0.05}
+    trend = {"chosen": True, "window_days": 3.0, "weight": 2.0, "popularity_weight": -0.5, "valid_ndcg@10": 0.07,
+             "valid_ndcg@10_without": 0.05}
     card = build_model_card(CONFIG, {**RESULTS, "trend_prior": trend,
                                      "test_without_trend_prior": {**RESULTS["test"], "ndcg@10": 0.0473}})
-    assert "2 x log(1 + the item's training events in the 3 days before the request)" in card.text
+    assert ("2 x log(1 + the item's training events in the 3 days before the request) -0.5 x log(1 + all its "
+            "training events before it)") in card.text
     assert "Without it: NDCG@10 0.0473" in card.text and "now=" in card.text
     declined = build_model_card(CONFIG, {**RESULTS, "trend_prior": {**trend, "chosen": False}})
     assert "trend prior" not in declined.text

@@ -34,6 +34,15 @@ def test_only_events_inside_the_window_and_strictly_before_the_moment_count():
     assert torch.allclose(prior.bias([4.0 * DAY]), 2.0 * torch.log1p(torch.tensor([[1.0, 2.0, 0.0, 0.0]])))
 
 
+def test_the_popularity_term_counts_every_event_before_the_moment():
+    prior = TrendPrior(**EVENTS, num_items=4, window=1 * DAY, weight=2.0, popularity_weight=-0.5)
+    recent, before = prior.counts([3.5 * DAY, 11.0 * DAY])
+    assert recent.tolist() == [[0, 1, 0, 0], [0, 0, 1, 0]]   # [2.5, 3.5) and [10, 11)
+    assert before.tolist() == [[1, 2, 0, 0], [1, 2, 1, 0]]
+    assert torch.allclose(prior.bias([3.5 * DAY]),
+                          2.0 * recent[:1].log1p().float() - 0.5 * before[:1].log1p().float())
+
+
 def test_a_request_without_a_time_counts_every_known_event_and_new_events_fold_in():
     prior = TrendPrior(**EVENTS, num_items=4, window=30 * DAY, weight=1.0)
     assert prior.recent_counts([prior.moment()]).tolist() == [[1, 2, 1, 0]]
@@ -58,10 +67,11 @@ def test_the_prior_travels_with_the_checkpoint_and_a_save_without_it_removes_the
     path = save_tiny_model(tmp_path / "model", [f"t{i}" for i in range(4)])
     model = lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(path)
     assert model.trend_prior is None
-    model.trend_prior = TrendPrior(**EVENTS, num_items=4, window=3 * DAY, weight=1.5)
+    model.trend_prior = TrendPrior(**EVENTS, num_items=4, window=3 * DAY, weight=1.5, popularity_weight=-0.25)
     model.save_pretrained(path)
     loaded = lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(path)
-    assert (loaded.trend_prior.window, loaded.trend_prior.weight) == (3 * DAY, 1.5)
+    assert (loaded.trend_prior.window, loaded.trend_prior.weight, loaded.trend_prior.popularity_weight) == (
+        3 * DAY, 1.5, -0.25)
     assert torch.equal(loaded.trend_prior.recent_counts([4 * DAY]), model.trend_prior.recent_counts([4 * DAY]))
 
     loaded.trend_prior = None
@@ -105,7 +115,7 @@ def _by_hand(model, examples, prior):
 
 def test_evaluation_adds_the_prior_at_each_examples_time(slice_splits_and_model):
     splits, model = slice_splits_and_model
-    prior = TrendPrior.from_sequences(splits.train, splits.train_times, model.config.num_items, 30 * DAY, 3.0)
+    prior = TrendPrior.from_sequences(splits.train, splits.train_times, model.config.num_items, 30 * DAY, 3.0, -0.5)
     without = evaluate_ranking(model, splits.test)
     model.trend_prior = prior
     try:
@@ -120,24 +130,31 @@ def test_evaluation_adds_the_prior_at_each_examples_time(slice_splits_and_model)
     assert with_prior["ndcg@10"] != pytest.approx(without["ndcg@10"], abs=1e-6)
 
 
-def test_calibration_scores_every_pair_as_the_evaluation_does_and_keeps_the_best(slice_splits_and_model):
+def test_calibration_scores_every_choice_as_the_evaluation_does_and_keeps_the_best(slice_splits_and_model):
     splits, model = slice_splits_and_model
-    prior, report = calibrate_trend_prior(model, splits, windows_days=(7, float("inf")), weights=(0.0, 1.0, 4.0))
+    prior, report = calibrate_trend_prior(model, splits, windows_days=(7, 365), weights=(0.0, 4.0),
+                                          popularity_weights=(-0.5, 0.0, 1.0))
     without = evaluate_ranking(model, splits.valid)["ndcg@10"]
     assert report["valid_ndcg@10_without"] == pytest.approx(without, abs=1e-9)
-    for days, row in report["grid"].items():
-        for weight, found in row.items():
-            model.trend_prior = TrendPrior.from_sequences(splits.train, splits.train_times, model.config.num_items,
-                                                          float(days) * DAY, float(weight) or 1e-12)
-            try:
-                assert found == pytest.approx(evaluate_ranking(model, splits.valid)["ndcg@10"], abs=1e-9), (days, weight)
-            finally:
-                model.trend_prior = None
-    best = max(v for row in report["grid"].values() for v in row.values())
+    found = {(float(days), float(weight), float(pop)): value for days, row in report["grid"].items()
+             for weight, column in row.items() for pop, value in column.items()}
+    assert len(found) == 2 * 2 * 3
+    for (days, weight, pop), value in found.items():
+        if weight == pop == 0.0:
+            assert value == pytest.approx(without, abs=1e-9)
+            continue
+        model.trend_prior = TrendPrior.from_sequences(splits.train, splits.train_times, model.config.num_items,
+                                                      days * DAY, weight, pop)
+        try:
+            assert value == pytest.approx(evaluate_ranking(model, splits.valid)["ndcg@10"], abs=1e-9), (days, weight, pop)
+        finally:
+            model.trend_prior = None
+    best = max(found.values())
     assert report["valid_ndcg@10"] == best
-    # an untrained model: counting what is popular beats it, so a prior is kept, and it is the best pair's
+    # an untrained model: counting what is popular beats it, so a prior is kept, and it is the best choice's
     assert report["chosen"] and best > without
-    assert (prior.window, prior.weight) == (report["window_days"] * DAY, report["weight"])
+    assert (prior.window, prior.weight, prior.popularity_weight) == (
+        report["window_days"] * DAY, report["weight"], report["popularity_weight"])
 
 
 def test_calibration_without_times_keeps_no_prior(slice_splits_and_model):

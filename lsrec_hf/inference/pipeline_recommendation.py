@@ -263,8 +263,12 @@ class RecommendationPipeline(Pipeline):
         if profile is not None:
             postprocess_params["profile"] = profile
         trend = self.lsrec_model.trend_prior if trend_prior is None or trend_prior else None
-        if trend is not None:
-            postprocess_params["trend"] = trend.bias([trend.moment(now)])  # checks `now` before any work
+        if trend_prior is not None:
+            postprocess_params["trend_prior"] = bool(trend_prior)
+        if now is not None:
+            if trend is not None:
+                trend.moment(now)  # checks `now` before any work
+            postprocess_params["now"] = now
         if retrieval is not None and check_retrieval(retrieval) == "faiss":
             if trend is not None and candidates is None:
                 raise ValueError("retrieval='faiss' searches the model's scores alone, and this model adds a trend "
@@ -379,8 +383,9 @@ class RecommendationPipeline(Pipeline):
             outputs["scores"] = model.score_next(input_ids, memory=memory, **context).scores.float()
         return outputs
 
-    def postprocess(self, model_outputs, top_k=10, exclude_history=True, explain=False, profile=False, trend=None):
-        """The trend prior's `[1, num_items]` bias (when given), history exclusion, candidates and top-k over the
+    def postprocess(self, model_outputs, top_k=10, exclude_history=True, explain=False, profile=False, now=None,
+                    trend_prior=True):
+        """The trend prior at `now` (when the model has one), history exclusion, candidates and top-k over the
         scores; then explanations and profiles when asked."""
         model, input_ids = self.lsrec_model, model_outputs["input_ids"]
         candidates = model_outputs["candidates"]
@@ -390,8 +395,9 @@ class RecommendationPipeline(Pipeline):
             left = [offered - len(item_set(row)) for row in input_ids.tolist()] if exclude_history else []
         else:
             scores = model_outputs["scores"]
+            trend = model.trend_prior if trend_prior else None
             if trend is not None:
-                scores = scores + trend
+                scores = scores + trend.bias([trend.moment(now)])
             if exclude_history:
                 scores = exclude_items(scores, input_ids)
             if candidates is not None:

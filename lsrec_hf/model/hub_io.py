@@ -102,6 +102,7 @@ class LSRecHubMixin:
             base = resolve_base_model(adapter_dir, base, config_path)
             model, loading_info = cls.from_pretrained(base, *model_args, output_loading_info=True, **kwargs)
             model.load_adapter(adapter_dir, adapter_kwargs=adapter_kwargs)
+            model.trend_prior = None  # the adapter's run was tested without one (the base's counted the base's log)
             return (model, loading_info) if output_loading_info else model
         if adapter_dir is not None:  # an adapter on the Hub: transformers loads it
             adapter_kwargs["_adapter_model_path"] = adapter_dir

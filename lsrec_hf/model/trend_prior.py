@@ -2,14 +2,16 @@
 
 A time-blind sequential model ranks with the hits of its whole training log. Where the catalog moves fast (Steam:
 new releases dominate what people play next, and the test events span years), how many events an item had in the
-last days before the request is a signal the model cannot see. The prior adds `weight * log(1 + n_i)` to the score
-of item i, with n_i the item's events in the `window` before the request, strictly before it (nothing of the
-request's moment or later leaks in). Window and weight are chosen on validation after training
-(`lsrec_hf.evaluation.trend_prior.calibrate_trend_prior`); weight 0 is among the choices, so where recency does not
-help the prior is left out.
+last days before the request is a signal the model cannot see. The prior adds
+`weight * log(1 + r_i) + popularity_weight * log(1 + p_i)` to the score of item i, with r_i the item's events in
+the `window` before the request and p_i all its events before it, strictly before (nothing of the request's moment
+or later leaks in). A negative `popularity_weight` takes back the stale, all-time popularity that a time-blind
+model has learned, so that what is trending now replaces it. The weights and the window are chosen on validation
+after training (`lsrec_hf.evaluation.trend_calibration.calibrate_trend_prior`); both weights 0 is among the
+choices, so where time does not help the prior is left out.
 
 Saved beside the weights as `trend_prior.safetensors`: the event log (catalog index and time of each event) and, in
-the file's metadata, the window and the weight. Imports nothing of the model's layers.
+the file's metadata, the window and the weights. Imports nothing of the model's layers.
 """
 
 import os
@@ -47,13 +49,15 @@ def recent_counts_sweep(items, times, num_items, window, request_times):
 
 
 class TrendPrior:
-    """`weight * log(1 + events of each item in the window before a moment)`, from a log of (item, time) events.
+    """`weight * log(1 + each item's events in the window before a moment) + popularity_weight * log(1 + all its
+    events before it)`, from a log of (item, time) events.
 
     items: catalog indices of the events; times: their times (unix seconds for the loaders' timestamps);
-    window: in the times' unit; weight: the prior's scale beside the model's scores.
+    window: in the times' unit; weight: the scale of the recent events' term beside the model's scores;
+    popularity_weight: that of all earlier events (0: none; negative: less of what was popular).
     """
 
-    def __init__(self, items, times, num_items, window, weight):
+    def __init__(self, items, times, num_items, window, weight, popularity_weight=0.0):
         items = np.asarray(items, dtype=np.int64)
         times = np.asarray(times, dtype=np.float64)
         if items.shape != times.shape or items.ndim != 1:
@@ -65,14 +69,16 @@ class TrendPrior:
         order = np.argsort(times, kind="stable")
         self.items, self.times = items[order], times[order]
         self.num_items, self.window, self.weight = num_items, float(window), float(weight)
+        self.popularity_weight = float(popularity_weight)
 
     @classmethod
-    def from_sequences(cls, sequences, times, num_items, window, weight):
+    def from_sequences(cls, sequences, times, num_items, window, weight, popularity_weight=0.0):
         """From per-user arrays of catalog indices and their times (`Splits.train`, `Splits.train_times`)."""
         if times is None or len(times) != len(sequences):
             raise ValueError("a trend prior needs the time of every event (Splits.train_times)")
         items = np.concatenate(sequences) if len(sequences) else np.zeros(0, dtype=np.int64)
-        return cls(items, np.concatenate(times) if len(times) else np.zeros(0), num_items, window, weight)
+        return cls(items, np.concatenate(times) if len(times) else np.zeros(0), num_items, window, weight,
+                   popularity_weight)
 
     @property
     def latest_time(self):
@@ -95,23 +101,30 @@ class TrendPrior:
         """Fold in new events (catalog indices and times), e.g. what was played since the model was trained."""
         items = np.concatenate([self.items, np.asarray(items, dtype=np.int64)])
         times = np.concatenate([self.times, np.asarray(times, dtype=np.float64)])
-        self.__init__(items, times, self.num_items, self.window, self.weight)
+        self.__init__(items, times, self.num_items, self.window, self.weight, self.popularity_weight)
+
+    def counts(self, times):
+        """Two `[len(times), num_items]` float64 tensors: each item's events in the window before each time, and
+        all its events before it."""
+        recent_counts, counts_before = np.zeros((len(times), self.num_items)), np.zeros((len(times), self.num_items))
+        for row, recent, before in recent_counts_sweep(self.items, self.times, self.num_items, self.window, times):
+            recent_counts[row], counts_before[row] = recent, before
+        return torch.as_tensor(recent_counts), torch.as_tensor(counts_before)
 
     def recent_counts(self, times):
         """`[len(times), num_items]` float64: each item's events in the window before each time."""
-        counts = np.zeros((len(times), self.num_items))
-        for row, recent, _ in recent_counts_sweep(self.items, self.times, self.num_items, self.window, times):
-            counts[row] = recent
-        return torch.as_tensor(counts)
+        return self.counts(times)[0]
 
     def bias(self, times):
         """`[len(times), num_items]` float32: what the prior adds to the model's scores of a request at each time."""
-        return (self.weight * self.recent_counts(times).log1p()).float()
+        recent, before = self.counts(times)
+        return (self.weight * recent.log1p() + self.popularity_weight * before.log1p()).float()
 
     def save_pretrained(self, save_directory):
         save_file({"items": torch.as_tensor(self.items), "times": torch.as_tensor(self.times)},
                   os.path.join(save_directory, TREND_PRIOR_NAME),
-                  metadata={"num_items": str(self.num_items), "window": repr(self.window), "weight": repr(self.weight)})
+                  metadata={"num_items": str(self.num_items), "window": repr(self.window), "weight": repr(self.weight),
+                            "popularity_weight": repr(self.popularity_weight)})
 
     @classmethod
     def from_file(cls, path, num_items):
@@ -122,15 +135,16 @@ class TrendPrior:
                 items, times = f.get_tensor("items").numpy(), f.get_tensor("times").numpy()
             saved_items = int(metadata["num_items"])
             window, weight = float(metadata["window"]), float(metadata["weight"])
+            popularity_weight = float(metadata["popularity_weight"])
         except (SafetensorError, KeyError, ValueError) as error:
             raise OSError(f"{path}: not a trend prior file ({type(error).__name__}: {error})") from None
         if saved_items != num_items:
             raise OSError(f"{path}: a trend prior of {saved_items} items, but the model's catalog has {num_items}")
-        return cls(items, times, num_items, window, weight)
+        return cls(items, times, num_items, window, weight, popularity_weight)
 
     def __repr__(self):
         return (f"TrendPrior(events={len(self.items)}, window={self.window / DAY:g} days, weight={self.weight:g}, "
-                f"latest_time={self.latest_time:.0f})")
+                f"popularity_weight={self.popularity_weight:g}, latest_time={self.latest_time:.0f})")
 
 
 __all__ = ["DAY", "TREND_PRIOR_NAME", "TrendPrior", "recent_counts_sweep"]

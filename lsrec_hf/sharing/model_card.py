@@ -66,6 +66,7 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None, bas
             description["trend_prior"] = (
                 f"The scores add a trend prior, chosen on validation: {trend['weight']:g} x log(1 + the item's "
                 f"training events in the {trend['window_days']:g} days before the request) "
+                f"{trend.get('popularity_weight', 0.0):+g} x log(1 + all its training events before it) "
                 f"(`trend_prior.safetensors`). Without it: NDCG@10 {without['ndcg@10']:.4f}, HR@10 "
                 f"{without['hr@10']:.4f}.")
         if results.get("zero_shot"):  # held-out domains ranked with no training at all

@@ -224,9 +224,10 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
           f"{len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
     print(format_metrics_table(test))
     if test_without_trend is not None:
-        print(f"\nwith the trend prior: log(1 + events in the {trend['window_days']:g} days before) x {trend['weight']:g}, "
-              f"chosen on validation (NDCG@10 {trend['valid_ndcg@10_without']:.4f} -> {trend['valid_ndcg@10']:.4f}); "
-              f"test NDCG@10 without it {test_without_trend['ndcg@10']:.4f}")
+        print(f"\nwith the trend prior: {trend['weight']:g} x log(1 + events in the {trend['window_days']:g} days before) "
+              f"{trend['popularity_weight']:+g} x log(1 + all events before), chosen on validation (NDCG@10 "
+              f"{trend['valid_ndcg@10_without']:.4f} -> {trend['valid_ndcg@10']:.4f}); test NDCG@10 without it "
+              f"{test_without_trend['ndcg@10']:.4f}")
     for scenario, metrics in test.get("per_scenario", {}).items():
         print(f"\nscenario {scenario} ({metrics['num_users']} test users)\n{format_metrics_table(metrics)}")
     for held_out in zero_shot:
