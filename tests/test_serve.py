@@ -71,6 +71,21 @@ def test_recommend_returns_the_pipelines_items_for_ids_titles_and_candidates(cli
     assert {item["item_id"] for item in items} == {"m1", "m7", "m8"}
 
 
+def test_recommend_at_a_moment_ranks_what_trended_then(model_dir, tmp_path):
+    from lsrec_hf.model.trend_prior import DAY, TrendPrior
+
+    model = lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(model_dir)
+    # m1 played on days 2 and 3, m2 on day 10: a weight that outweighs the model puts each first in its days
+    model.trend_prior = TrendPrior([1, 1, 2], [2 * DAY, 3 * DAY, 10 * DAY], len(TITLES), window=3 * DAY, weight=100.0)
+    trending = pipeline("recommendation", model=model)
+    with TestClient(create_app(trending, str(tmp_path / "state"), max_history=50, max_wait=0.05)) as client:
+        for now, first in ((4 * DAY, "m1"), (11 * DAY, "m2")):
+            items = client.post("/recommend", json={"history": ["m5"], "top_k": 3, "now": now}).json()["items"]
+            assert items[0]["item_id"] == first
+            same_items(items, trending(["m5"], top_k=3, now=now))
+        assert client.post("/recommend", json={"history": ["m5"], "now": "soon"}).status_code == 422
+
+
 def test_recommend_explains_on_request(client):
     items = client.post("/recommend", json={"history": ["m1", "m2", "m3"], "top_k": 2, "explain": True}).json()["items"]
     assert len(items) == 2

@@ -51,6 +51,9 @@ def _request_models(max_history, max_candidates, max_top_k):
         explain: StrictBool = False
         scenario: StrictStr | None = Field(None, min_length=1, max_length=128, description=(
             "where the items will be shown: a value of the model's scenario feature (config.scenario_feature)"))
+        now: float | None = Field(None, allow_inf_nan=False, description=(
+            "the moment of the request in unix seconds, for a model with a trend prior (default: just after the "
+            "last event the prior knows)"))
 
         @model_validator(mode="after")
         def _history_or_user(self):
@@ -184,6 +187,8 @@ def create_app(pipe, state_dir, max_history=10_000, max_candidates=10_000, max_t
         if body.scenario is not None:
             _check_scenario(model.config, body.scenario)
             options["scenario"] = body.scenario
+        if body.now is not None:
+            options["now"] = body.now
         if body.user_id is None:
             items = await batcher.submit(history, tuple(sorted(options.items())))
         else:  # one user's state: the pipeline reads it alone (memory is one user's)
