@@ -72,7 +72,7 @@ def main():
               f"{row['test']['hr@10']:.4f} | {row['test']['ndcg@10']:.4f} |")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"recency_prior_{data.name}.json")
     write_result(out, {"dataset": data.name, "num_items": num_items,
-                       "protocol": "leave-one-out by time, full ranking, history excluded; window and weight chosen "
+                       "protocol": "leave-one-out by time, full ranking, history excluded; window and weights chosen "
                                    "on validation NDCG@10",
                        "recent_popular_valid_ndcg10_by_window_days": {f"{w / DAY:g}": v for w, v in found.items()},
                        "rows": rows})
