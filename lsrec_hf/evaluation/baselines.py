@@ -10,7 +10,7 @@ import torch
 from .rank import DEFAULT_K_VALUES
 from .metrics import compute_ranking_metrics
 from ..processing.sequences import item_counts
-from ..model.trend_prior import DAY, TrendPrior, recent_counts_sweep
+from ..model.trend_prior import DAY, TrendPrior
 
 
 class MostPopular:
@@ -58,10 +58,9 @@ class RecentPopular:
     def scores(self, histories, times):
         if len(times) != len(histories):
             raise ValueError(f"RecentPopular.scores: {len(histories)} histories but {len(times)} times")
-        scores = np.zeros((len(histories), self.num_items))
-        for row, recent, before in recent_counts_sweep(self.log.items, self.log.times, self.num_items, self.window, times):
-            scores[row] = recent + before / (before.sum() + 1.0)  # all-time popularity only breaks ties
-        return torch.as_tensor(scores)  # float64: the tie-breaking fraction must survive beside large counts
+        recent, before = self.log.counts(times)
+        # all-time popularity only breaks ties; float64, so that the fraction survives beside large counts
+        return recent + before / (before.sum(1, keepdim=True) + 1.0)
 
     def recent_counts(self, times):
         """`[len(times), num_items]`: each item's training events in the window before each time."""

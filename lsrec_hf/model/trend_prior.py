@@ -70,6 +70,7 @@ class TrendPrior:
         self.items, self.times = items[order], times[order]
         self.num_items, self.window, self.weight = num_items, float(window), float(weight)
         self.popularity_weight = float(popularity_weight)
+        self._last_bias = (None, None)  # (the key of a one-moment request, its bias)
 
     @classmethod
     def from_sequences(cls, sequences, times, num_items, window, weight, popularity_weight=0.0):
@@ -117,8 +118,15 @@ class TrendPrior:
 
     def bias(self, times):
         """`[len(times), num_items]` float32: what the prior adds to the model's scores of a request at each time."""
+        key = ((float(times[0]), self.num_items, len(self.items), self.window, self.weight, self.popularity_weight)
+               if len(times) == 1 else None)
+        if key is not None and self._last_bias[0] == key:  # served requests mostly share one moment: one sweep
+            return self._last_bias[1]
         recent, before = self.counts(times)
-        return (self.weight * recent.log1p() + self.popularity_weight * before.log1p()).float()
+        bias = (self.weight * recent.log1p() + self.popularity_weight * before.log1p()).float()
+        if key is not None:
+            self._last_bias = (key, bias)
+        return bias
 
     def save_pretrained(self, save_directory):
         save_file({"items": torch.as_tensor(self.items), "times": torch.as_tensor(self.times)},
