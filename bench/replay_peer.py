@@ -42,6 +42,18 @@ Commands, from the repository root:
         --sequences outputs/sequences/ml-100k.parquet --seed 2026 --threads 1 \\
         --out bench/results/replay_sasrec_ml-100k_seed2026.json
 
+A long run (Beauty: about 4 min an epoch) can be killed and go on where it stopped: give it a folder for its
+checkpoints, and run the same command again with ``--resume true``:
+
+    OMP_NUM_THREADS=1 .venv-replay/bin/python bench/replay_peer.py \\
+        --sequences outputs/sequences/amazon-beauty.parquet --seed 42 --threads 1 --dropout 0.5 \\
+        --work_dir outputs/replay_work/amazon-beauty_seed42 --resume true \\
+        --out bench/results/replay_sasrec_amazon-beauty_seed42.json
+
+Lightning restores the weights, the optimizer, the epoch, the best score and the patience count from
+``last.ckpt``; the data loader's shuffling starts again from the seed, so the JSON says after which epochs a
+resume began (``resumed_after_epochs``).
+
 The JSON result is rewritten after every epoch (``"status": "running"``, the per-epoch curve) and at the end
 (``"status": "finished"``, ``best_epoch``, ``valid`` and ``test`` at the best epoch, settings, versions).
 """
@@ -80,7 +92,15 @@ def parse_args(argv=None):
     p.add_argument("--max_epochs", type=int, default=200)
     p.add_argument("--exclude_history", type=_bool, default=True, help="true (default) or false")
     p.add_argument("--out", default=None, help="default bench/results/replay_sasrec_<dataset>_seed<N>.json")
-    return p.parse_args(argv)
+    p.add_argument("--work_dir", default=None,
+                   help="keep the split parquets and Lightning checkpoints here (last.ckpt after every epoch), "
+                        "so that a killed run can go on with --resume true; default: a temporary folder")
+    p.add_argument("--resume", type=_bool, default=False,
+                   help="go on from <work_dir>/last.ckpt and the curve already in --out")
+    args = p.parse_args(argv)
+    if args.resume and not args.work_dir:
+        p.error("--resume true needs --work_dir (the folder of the killed run's last.ckpt)")
+    return args
 
 
 def _bool(text):
@@ -213,9 +233,14 @@ def make_recorder(result, out_path, num_items):
             self.train_seconds = 0.0
 
         def on_fit_start(self, trainer, pl_module):
-            self.start = time.perf_counter()
+            self.start, self.elapsed_before = time.perf_counter(), None
 
         def on_train_epoch_start(self, trainer, pl_module):
+            if self.elapsed_before is None:  # the first epoch of this process; the loop's epoch is restored by now
+                # a resumed run: keep the rows of the epochs the checkpoint holds, count on from their time
+                del result["curve"][trainer.current_epoch:]
+                self.train_seconds = sum(row["epoch_train_seconds"] for row in result["curve"])
+                self.elapsed_before = result["curve"][-1]["elapsed_seconds"] if result["curve"] else 0.0
             self.epoch_start, self.loss_sum, self.loss_rows = time.perf_counter(), 0.0, 0
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -239,7 +264,7 @@ def make_recorder(result, out_path, num_items):
                 "epoch": trainer.current_epoch + 1, "train_loss": self.loss_sum / max(self.loss_rows, 1),
                 **{f"valid_{k}": v for k, v in valid.items()},
                 "epoch_train_seconds": round(epoch_train, 3), "epoch_valid_seconds": round(now - self.valid_start, 3),
-                "elapsed_seconds": round(now - self.start, 3),
+                "elapsed_seconds": round(self.elapsed_before + now - self.start, 3),
             })
             result["train_seconds"] = round(self.train_seconds, 3)
             write_json(out_path, result)
@@ -280,6 +305,10 @@ def main(argv=None):
     out = args.out or f"bench/results/replay_sasrec_{dataset}_seed{args.seed}.json"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     train, valid, test = leave_one_out(items)
+    last_ckpt = os.path.join(args.work_dir, "last.ckpt") if args.work_dir else None
+    resuming = args.resume and os.path.exists(last_ckpt)
+    if args.resume and not resuming:
+        print(f"--resume: no {last_ckpt} yet, starting from epoch 1", flush=True)
     result = {
         "status": "running", "library": "replay", "model": "SasRec", "loss": "CE (full softmax)",
         "dataset": dataset, "sequences": args.sequences, "num_items": num_items,
@@ -290,10 +319,17 @@ def main(argv=None):
         "curve": [], "train_seconds": 0.0,
         **environment(lightning, replay, torch, argv),
     }
+    if resuming:
+        result = resumed_result(out, result)
     write_json(out, result)
 
-    with tempfile.TemporaryDirectory(prefix="replay_peer_") as work_dir:
-        train_and_test(args, result, out, work_dir, (train, valid, test), num_items)
+    if args.work_dir:
+        os.makedirs(args.work_dir, exist_ok=True)
+        train_and_test(args, result, out, args.work_dir, (train, valid, test), num_items,
+                       resume_from=last_ckpt if resuming else None)
+    else:
+        with tempfile.TemporaryDirectory(prefix="replay_peer_") as work_dir:
+            train_and_test(args, result, out, work_dir, (train, valid, test), num_items)
     result["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(out, result)
@@ -301,7 +337,24 @@ def main(argv=None):
     print(f"wrote {out}")
 
 
-def train_and_test(args, result, out, work_dir, splits, num_items):
+def resumed_result(out, fresh):
+    """The killed run's JSON (its curve and train time) under this run's settings and environment."""
+    if not os.path.exists(out):
+        raise SystemExit(f"--resume: {out} is missing; it holds the curve of the epochs already run")
+    with open(out, encoding="utf-8") as f:
+        previous = json.load(f)
+    for key in ("dataset", "num_items", "exclude_history", "split"):
+        if previous.get(key) != fresh[key]:
+            raise SystemExit(f"--resume: {out} has {key}={previous.get(key)!r}, this run {fresh[key]!r}")
+    # the data loader's shuffling starts again from the seed, so resumed epochs are not those of an
+    # uninterrupted run: say where each resume began
+    fresh["curve"], fresh["train_seconds"] = previous["curve"], previous["train_seconds"]
+    fresh["resumed_after_epochs"] = previous.get("resumed_after_epochs", []) + [len(previous["curve"])]
+    fresh["started"] = previous.get("started", fresh["started"])
+    return fresh
+
+
+def train_and_test(args, result, out, work_dir, splits, num_items, resume_from=None):
     """Lightning fit with early stopping on valid NDCG@10, then the test metrics of the best checkpoint."""
     import lightning
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -323,14 +376,16 @@ def train_and_test(args, result, out, work_dir, splits, num_items):
     recorder.metrics_callback = metrics_cb
     # patience counts validation checks, one per epoch; both callbacks need a strict improvement,
     # so the kept checkpoint is the first epoch with the best valid NDCG@10
-    checkpoint = ModelCheckpoint(dirpath=work_dir, monitor="ndcg@10", mode="max", save_top_k=1)
+    checkpoint = ModelCheckpoint(dirpath=work_dir, monitor="ndcg@10", mode="max", save_top_k=1, save_last=True)
     stopping = EarlyStopping(monitor="ndcg@10", mode="max", patience=args.patience)
     trainer = lightning.Trainer(
         max_epochs=args.max_epochs, accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=work_dir,
         callbacks=[metrics_cb, recorder, stopping, checkpoint],
     )
-    trainer.fit(module, datamodule=datamodule)
+    # Lightning restores the weights, optimizer, epoch and the callbacks' states (best score, patience
+    # count, RePlay's per-epoch metrics); weights_only=False for the same reason as the test below
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
 
     best = max(result["curve"], key=lambda row: row["valid_ndcg@10"])  # first maximum
     assert abs(float(checkpoint.best_model_score) - best["valid_ndcg@10"]) < 1e-6, checkpoint.best_model_path
