@@ -77,3 +77,13 @@ def test_metrics_under_each_protocol_match_hand_ranked_lists(model):
 def test_the_protocol_is_named_in_words():
     assert ranking_name(True) == "full catalog, history items excluded"
     assert ranking_name(False) == "full catalog, history items kept"
+
+
+@pytest.mark.parametrize("setting", ["1", None])
+def test_the_ranking_progress_bar_obeys_tqdm_disable(model, capsys, monkeypatch, setting):
+    if setting is None:
+        monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    else:
+        monkeypatch.setenv("TQDM_DISABLE", setting)
+    evaluate_ranking(model, examples_with_targets([1, 2, 3, 4]), batch_size=1)
+    assert ("evaluating" in capsys.readouterr().err) == (setting is None)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..processing.collator import EvaluationCollator
+from ..utils import progress_bars_off
 from ..processing.tokens import item_indices_or
 from ..model.retrieval import check_retrieval, retrieve
 
@@ -80,7 +81,7 @@ def sharded_batches(model, examples, accelerator=None, batch_size=256, max_lengt
     loader = DataLoader([pairs[i] for i in order], batch_size=batch_size,
                         collate_fn=EvaluationCollator(model.config.segment_length, max_length))
     show = accelerator is None or accelerator.is_local_main_process
-    progress = tqdm(loader, desc=description, disable=not show, leave=False)
+    progress = tqdm(loader, desc=description, disable=not show or progress_bars_off(), leave=False)
     for start, batch in zip(range(0, len(order), batch_size), progress):
         yield order[start:start + len(batch["targets"])], batch
 

@@ -9,6 +9,7 @@ import pyarrow.compute as pa_compute
 from tqdm.auto import tqdm
 
 from ..data.errors import DataError
+from ..utils import progress_bars_off
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def build_user_sequences(interactions, catalog, features=None, batch_rows=GROUPI
     table = interactions.select_columns(["user_id", "item_id", "timestamp"]).with_format("arrow")
     batches = range(0, num_rows, batch_rows)
     show = num_rows > batch_rows if show_progress_bar is None else show_progress_bar
-    for start in tqdm(batches, desc="grouping events", unit="batch", disable=not show):
+    for start in tqdm(batches, desc="grouping events", unit="batch", disable=not show or progress_bars_off()):
         batch = table[start:start + batch_rows]
         stop = start + batch.num_rows
         index = pa_compute.index_in(pa_compute.cast(batch["item_id"], pa.string()), value_set=catalog_ids)

@@ -26,6 +26,7 @@ from ..data.errors import DataError
 from ..processing.collator import LengthBucketSampler, TrainingCollator
 from ..processing.sequences import item_counts
 from ..evaluation.rank import DEFAULT_K_VALUES, evaluate_ranking
+from ..utils import progress_bars_off
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +177,8 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
         sampler.set_epoch(state.epoch)
         model.train()
         total_loss, total_steps = 0.0, 0
-        progress = tqdm(loader, desc=f"epoch {state.epoch + 1}", disable=not accelerator.is_local_main_process,
-                        leave=False)
+        progress = tqdm(loader, desc=f"epoch {state.epoch + 1}", leave=False,
+                        disable=not accelerator.is_local_main_process or progress_bars_off())
         for batch in progress:
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             memory = None
