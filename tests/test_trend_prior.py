@@ -2,6 +2,7 @@
 by the evaluation and the pipeline."""
 
 import datetime
+import itertools
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.evaluation.metrics import compute_ranking_metrics
 from lsrec_hf.evaluation.rank import mask_history
-from lsrec_hf.evaluation.trend_calibration import calibrate_trend_prior
+from lsrec_hf.evaluation.trend_calibration import _ndcg_at_10_grid, calibrate_trend_prior
 from lsrec_hf.model.trend_prior import DAY, TREND_PRIOR_NAME, TrendPrior
 from lsrec_hf.processing.collator import EvaluationCollator
 from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
@@ -179,3 +180,29 @@ def test_the_pipeline_and_recommend_add_the_prior_at_now(tmp_path):
     model.trend_prior = TrendPrior(**EVENTS, num_items=4, window=3 * DAY, weight=100.0)
     with pytest.raises(ValueError, match="now must be a time"):
         recommend(["m3"], now="soon")
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_the_grid_ranks_only_unsure_items_yet_equals_ranking_every_item(tied):
+    """Items above the target at every corner of the grid count as above, items below at every corner never count:
+    on random scores (with ties, masked history and masked targets) every grid value equals a full ranking."""
+    generator = torch.Generator().manual_seed(1)
+    rows, num_items = 64, 500
+    scores = torch.randn(rows, num_items, generator=generator) * 3
+    if tied:
+        scores = scores.round()
+    recent = torch.poisson(torch.rand(rows, num_items, generator=generator) * 2, generator=generator).log1p()
+    before = torch.poisson(torch.rand(rows, num_items, generator=generator) * 40, generator=generator).log1p()
+    targets = torch.randint(0, num_items, (rows,), generator=generator)
+    scores[torch.arange(32), targets[:32]] += 8  # half the targets near the top: their NDCG@10 is not 0
+    scores[torch.rand(rows, num_items, generator=generator) < 0.05] = -float("inf")  # history items
+    scores[3, targets[3]] = -float("inf")  # a target the protocol masks: 0 everywhere
+    weights, popularity_weights = (0.0, 1.0, 6.0), (-1.0, 0.0, 0.5)
+    grid = _ndcg_at_10_grid(scores, targets, recent, before, weights, popularity_weights)
+    for (a, weight), (c, pop) in itertools.product(enumerate(weights), enumerate(popularity_weights)):
+        fused = scores + weight * recent + pop * before
+        target = fused[torch.arange(rows), targets][:, None]
+        rank = (fused > target).sum(1).double()
+        expected = torch.where((rank < 10) & torch.isfinite(target[:, 0]), 1 / torch.log2(rank + 2), 0.0).sum()
+        assert grid[a, c] == pytest.approx(float(expected), abs=1e-12), (weight, pop)
+    assert grid.max() > 0
