@@ -225,8 +225,14 @@ def model_row(name, seed, output_dir, results, splits, content):
     kept, kept_targets, _ = rank_examples(model, splits.test, top_k=20, exclude_history=False)
     history_kept = compute_ranking_metrics(kept, kept_targets, (10, 20), model.config.num_items)
     curve = [(h["train_seconds"], h["valid_ndcg@10"]) for h in results["history"]]
+    # the recipe's test figures include the trend prior it chose (if any); the model alone is kept beside them
+    trend = {}
+    if results.get("trend_prior"):
+        trend["trend_prior"] = {k: v for k, v in results["trend_prior"].items() if k != "grid"}
+    if results.get("test_without_trend_prior"):
+        trend["test_without_trend_prior"] = {m: results["test_without_trend_prior"][m] for m in METRICS}
     return {"model": name, "seed": seed, "test": {m: results["test"][m] for m in METRICS},
-            "test_history_kept": {m: history_kept[m] for m in METRICS}, **beyond,
+            "test_history_kept": {m: history_kept[m] for m in METRICS}, **trend, **beyond,
             "train_seconds": results["train_seconds"], "best_epoch": results["best_epoch"],
             "epochs_run": results["epochs_run"], "valid_curve": curve}
 
