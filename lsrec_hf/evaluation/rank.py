@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..processing.collator import EvaluationCollator
-from ..utils import progress_bars_off
 from ..processing.tokens import item_indices_or
 from ..model.retrieval import check_retrieval, retrieve
+from ..utils import progress_bars_off
 
 DEFAULT_K_VALUES = (10, 20)
 

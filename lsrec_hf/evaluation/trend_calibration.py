@@ -38,10 +38,10 @@ def _ndcg_at_10_grid(scores, targets, recent, before, weights, popularity_weight
     # each item's margin over the target, at its lowest and highest over the grid's box (separable in the weights)
     score_margin = scores - target_scores[:, None]  # history items: -inf
     recent_margin, before_margin = recent - target_recent[:, None], before - target_before[:, None]
-    recent_low, recent_high = torch.aminmax(torch.stack([w * recent_margin for w in (min(weights), max(weights))]), dim=0)
-    before_low, before_high = torch.aminmax(torch.stack([p * before_margin for p in
-                                                         (min(popularity_weights), max(popularity_weights))]), dim=0)
-    lowest, highest = score_margin + recent_low + before_low, score_margin + recent_high + before_high
+    recent_ends = min(weights) * recent_margin, max(weights) * recent_margin
+    before_ends = min(popularity_weights) * before_margin, max(popularity_weights) * before_margin
+    lowest = score_margin + torch.minimum(*recent_ends) + torch.minimum(*before_ends)
+    highest = score_margin + torch.maximum(*recent_ends) + torch.maximum(*before_ends)
     # the float32 rounding of these sums is far below this band; items inside it are ranked exactly below
     band = 1e-3 * (1.0 + target_scores.abs())[:, None]
     always_above = (lowest > band).sum(1)
