@@ -225,12 +225,17 @@ def model_row(name, seed, output_dir, results, splits, content):
     kept, kept_targets, _ = rank_examples(model, splits.test, top_k=20, exclude_history=False)
     history_kept = compute_ranking_metrics(kept, kept_targets, (10, 20), model.config.num_items)
     curve = [(h["train_seconds"], h["valid_ndcg@10"]) for h in results["history"]]
-    # the recipe's test figures include the trend prior it chose (if any); the model alone is kept beside them
+    # the recipe's test figures include the priors it chose (if any); the model alone is kept beside them
     trend = {}
-    if results.get("trend_prior"):
-        trend["trend_prior"] = {k: v for k, v in results["trend_prior"].items() if k != "grid"}
-    if results.get("test_without_trend_prior"):
-        trend["test_without_trend_prior"] = {m: results["test_without_trend_prior"][m] for m in METRICS}
+    for prior in ("trend_prior", "cooccurrence_prior"):
+        if results.get(prior):
+            trend[prior] = {k: v for k, v in results[prior].items() if k != "grid"}
+    # "test_without_trend_prior": the model alone in files written before the co-occurrence prior
+    alone = results.get("test_without_priors", results.get("test_without_trend_prior"))
+    if alone:
+        trend["test_without_priors"] = {m: alone[m] for m in METRICS}
+    if results.get("test_without_cooccurrence_prior"):
+        trend["test_without_cooccurrence_prior"] = {m: results["test_without_cooccurrence_prior"][m] for m in METRICS}
     return {"model": name, "seed": seed, "test": {m: results["test"][m] for m in METRICS},
             "test_history_kept": {m: history_kept[m] for m in METRICS}, **trend, **beyond,
             "train_seconds": results["train_seconds"], "best_epoch": results["best_epoch"],

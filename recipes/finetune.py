@@ -96,7 +96,8 @@ def main(argv=None):
     base = AutoModel.from_pretrained(finetune_args.base_model, revision=finetune_args.base_revision)
     if base.catalog is None:
         raise DataError(f"{finetune_args.base_model}: no catalog.json beside the weights; cannot map items to the model")
-    base.trend_prior = None  # it counted the base's log; full fine-tuning chooses one on this data (test_and_save)
+    # they counted the base's log; full fine-tuning chooses its own on this data (test_and_save)
+    base.trend_prior = base.cooccurrence_prior = None
     data = load_dataset(data_args, parser, accelerator)
     if base.config.scenario_feature == DOMAIN:  # pretrained on several domains: this one is named by the data
         data = with_domain(data)

@@ -58,10 +58,12 @@ def test_lora_trains_an_adapter_that_reloads_and_merges_to_the_reported_metrics(
     # the per-item output bias trains beside the adapter and is saved with it
     trained_bias = adapted.base_model.model.output_bias.modules_to_save["default"].bias
     assert not torch.allclose(trained_bias, base.output_bias.bias, atol=1e-4)
-    # an adapter run is tested without a trend prior, and its folder loads without one; a base put together by
-    # hand keeps its own (the pretraining run chose one here), so it is left out to compare like with like
-    assert "trend_prior" not in results and AutoModel.from_pretrained(out).trend_prior is None
-    reloaded = evaluate_ranking(adapted, test_split, trend_prior=False)
+    # an adapter run is tested without priors, and its folder loads without them; a base put together by hand keeps
+    # its own (the pretraining run chose them here), so they are left out to compare like with like
+    assert "trend_prior" not in results and "cooccurrence_prior" not in results
+    reloaded_folder = AutoModel.from_pretrained(out)
+    assert reloaded_folder.trend_prior is None and reloaded_folder.cooccurrence_prior is None
+    reloaded = evaluate_ranking(adapted, test_split, trend_prior=False, cooccurrence_prior=False)
     assert reloaded["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-9)
 
     merged = adapted.merge_and_unload().eval()

@@ -197,9 +197,11 @@ def test_recipe_pushes_the_final_model(fake_hub, tmp_path, monkeypatch):
                    "--push_to_hub", "--hub_model_id", "org/recipe", "--hub_private", "--hub_revision", "v1"])
     assert fake_hub.repos == {"org/recipe": True}
     [pushed] = fake_hub.commits
-    assert pushed["revision"] == "v1" and set(pushed["files"]) == MODEL_FILES | {"eval_results.json"}
-    card = ModelCard(pushed["files"]["README.md"].decode())
     local = json.loads((tmp_path / "run" / "eval_results.json").read_text())
+    # the priors the recipe kept (chosen on validation) travel with the weights
+    priors = {f"{name}.safetensors" for name in ("trend_prior", "cooccurrence_prior") if local[name]["chosen"]}
+    assert pushed["revision"] == "v1" and set(pushed["files"]) == MODEL_FILES | {"eval_results.json"} | priors
+    card = ModelCard(pushed["files"]["README.md"].decode())
     reported = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert reported["ndcg@10"] == pytest.approx(local["test"]["ndcg@10"], abs=1e-4)
     sys.modules.pop("pretrain", None)

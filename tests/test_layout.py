@@ -37,8 +37,8 @@ EXCEPTIONS = {
         "the recipes end with the test-split evaluation",
     ("lsrec_hf.training.recipe_utils", "lsrec_hf.evaluation.zero_shot"):
         "pretraining also ranks the held-out data sets of --zero_shot_dataset",
-    ("lsrec_hf.training.recipe_utils", "lsrec_hf.evaluation.trend_calibration"):
-        "the recipes choose the trend prior on validation before the test",
+    ("lsrec_hf.training.recipe_utils", "lsrec_hf.evaluation.priors"):
+        "the recipes choose the trend and co-occurrence priors on validation before the test",
     ("lsrec_hf.training.recipe_utils", "lsrec_hf.sharing.model_card"):
         "the recipes write the output folder's card",
 }

@@ -32,16 +32,26 @@ def test_the_card_states_whether_the_history_was_ranked(exclude, words):
     assert words in card.text
 
 
-def test_a_card_with_a_trend_prior_says_so_and_gives_the_metrics_without_it():
+def test_a_card_with_priors_says_so_and_gives_the_metrics_of_the_model_alone():
     trend = {"chosen": True, "window_days": 3.0, "weight": 2.0, "popularity_weight": -0.5, "valid_ndcg@10": 0.07,
              "valid_ndcg@10_without": 0.05}
-    card = build_model_card(CONFIG, {**RESULTS, "trend_prior": trend,
-                                     "test_without_trend_prior": {**RESULTS["test"], "ndcg@10": 0.0473}})
+    cooccurrence = {"chosen": True, "weight": 8.0, "decay": 0.4, "neighbors": 100, "max_history": 50,
+                    "valid_ndcg@10": 0.075, "valid_ndcg@10_without": 0.07}
+    alone = {**RESULTS["test"], "ndcg@10": 0.0473}
+    card = build_model_card(CONFIG, {**RESULTS, "trend_prior": trend, "test_without_priors": alone})
     assert ("2 x log(1 + the item's training events in the 3 days before the request) -0.5 x log(1 + all its "
             "training events before it)") in card.text
-    assert "Without it: NDCG@10 0.0473" in card.text and "now=" in card.text
-    declined = build_model_card(CONFIG, {**RESULTS, "trend_prior": {**trend, "chosen": False}})
-    assert "trend prior" not in declined.text
+    assert "The model alone: NDCG@10 0.0473" in card.text and "now=" in card.text
+    assert "co-occurrence" not in card.text
+    both = build_model_card(CONFIG, {**RESULTS, "trend_prior": trend, "cooccurrence_prior": cooccurrence,
+                                     "test_without_priors": alone})
+    assert "8 x the sum of the item's similarity" in both.text and "latest 50 items, times 0.4 a step back" in both.text
+    # a file written before the co-occurrence prior names the model alone "test_without_trend_prior"
+    older = build_model_card(CONFIG, {**RESULTS, "trend_prior": trend, "test_without_trend_prior": alone})
+    assert "The model alone: NDCG@10 0.0473" in older.text
+    declined = build_model_card(CONFIG, {**RESULTS, "trend_prior": {**trend, "chosen": False},
+                                         "cooccurrence_prior": {**cooccurrence, "chosen": False}})
+    assert "trend prior" not in declined.text and "co-occurrence" not in declined.text
 
 
 def test_a_card_without_results_claims_no_quality():

@@ -29,11 +29,16 @@ def test_pretrain_prints_test_metrics_and_saves_a_reloadable_checkpoint(ml100k_s
     assert results["num_items"] == 1682 and results["num_test_users"] == 120
     assert 0.0 < results["test"]["hr@20"] <= 1.0
     assert {"config.json", "model.safetensors", "catalog.json", "README.md"} <= set(os.listdir(out))
-    # the trend prior was chosen on validation; kept (and saved, and tested with) only where it raised NDCG@10
-    trend = results["trend_prior"]
-    assert trend["chosen"] == (trend["valid_ndcg@10"] > trend["valid_ndcg@10_without"])
-    assert ("trend_prior.safetensors" in os.listdir(out)) == trend["chosen"]
-    assert ("test_without_trend_prior" in results) == trend["chosen"]
+    # the priors were chosen on validation; kept (and saved, and tested with) only where they raised NDCG@10,
+    # the co-occurrence prior on top of the model with its trend prior
+    trend, cooccurrence = results["trend_prior"], results["cooccurrence_prior"]
+    for prior, name in ((trend, "trend_prior"), (cooccurrence, "cooccurrence_prior")):
+        assert prior["chosen"] == (prior["valid_ndcg@10"] > prior["valid_ndcg@10_without"])
+        assert (f"{name}.safetensors" in os.listdir(out)) == prior["chosen"]
+    if trend["chosen"]:
+        assert cooccurrence["valid_ndcg@10_without"] == pytest.approx(trend["valid_ndcg@10"], abs=1e-9)
+    assert ("test_without_priors" in results) == (trend["chosen"] or cooccurrence["chosen"])
+    assert ("test_without_cooccurrence_prior" in results) == (trend["chosen"] and cooccurrence["chosen"])
 
     # the model card carries the test metrics in its model-index metadata
     card = ModelCard.load(out / "README.md")

@@ -105,7 +105,7 @@ def exact_scores(model, batch, device, exclude_history=True, domains=None, bias=
 @torch.no_grad()
 def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
                   description="evaluating", return_positions=False, exclude_history=True, retrieval="exact",
-                  trend_prior=True):
+                  trend_prior=True, cooccurrence_prior=True):
     """Top-k item lists and targets for this process's share of `examples`.
 
     With `exclude_history` (the default) no item of a user's input history is ranked; without it a
@@ -114,16 +114,21 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
     `retrieval="faiss"` takes the top-k from the model's faiss index (`lsrec_hf.model.retrieval`) instead of scoring
     the whole catalog (`"exact"`, the default); a list is then shorter only where the index found too few items.
     A model with a `trend_prior` (`lsrec_hf.model.trend_prior`) adds it at each example's time
-    (`examples.target_times`) unless `trend_prior=False`.
+    (`examples.target_times`) unless `trend_prior=False`; one with a `cooccurrence_prior`
+    (`lsrec_hf.model.cooccurrence_prior`) adds it after each example's history unless `cooccurrence_prior=False`.
 
     Returns lists gathered from every process: `ranked` (lists of catalog indices), `targets`, `gates`, and
     with `return_positions` the index in `examples` of each row (rows are ordered by history length).
     """
     check_retrieval(retrieval)
     trend = getattr(model, "trend_prior", None) if trend_prior and examples.target_times is not None else None
+    cooccurrence = getattr(model, "cooccurrence_prior", None) if cooccurrence_prior else None
     if trend is not None and retrieval == "faiss":
         raise ValueError("retrieval='faiss' searches the model's scores alone; a model with a trend prior adds it to "
                          "every item's score: use retrieval='exact', or trend_prior=False")
+    if cooccurrence is not None and retrieval == "faiss":
+        raise ValueError("retrieval='faiss' searches the model's scores alone; a model with a co-occurrence prior adds "
+                         "it to every item's score: use retrieval='exact', or cooccurrence_prior=False")
     domains = item_domains(model)
     if domains is not None and retrieval == "faiss":
         raise ValueError("retrieval='faiss' ranks the whole catalog; a multi-domain model ranks each user within "
@@ -140,6 +145,10 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
                           for row_scores, row in zip(scores.tolist(), indices.tolist()))
         else:
             bias = None if trend is None else trend.bias(examples.target_times[rows])
+            if cooccurrence is not None:  # the history the model reads (`max_length`), its latest events first
+                histories = [examples.histories[row][-max_length:] if max_length else examples.histories[row]
+                             for row in rows]
+                bias = cooccurrence.bias(histories) + (0.0 if bias is None else bias)
             scores, gate = exact_scores(model, batch, device, exclude_history, domains, bias)
             ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
@@ -155,18 +164,20 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
 
 def evaluate_ranking(model, examples, accelerator=None, batch_size=256, k_values=DEFAULT_K_VALUES,
                      max_length=None, description="evaluating", exclude_history=True, retrieval="exact",
-                     trend_prior=True):
+                     trend_prior=True, cooccurrence_prior=True):
     """HR/NDCG/MRR@K over the full catalog, plus the mean long-term gate share.
 
     `exclude_history`: remove the items of each user's input history from the ranking (see the module's note).
     `retrieval`: `"exact"` (the default) scores every item; `"faiss"` searches the model's index
     (`lsrec_hf.model.retrieval`), approximate unless it is a `"Flat"` one.
     `trend_prior`: add the model's trend prior, when it has one, at each example's time (`rank_examples`).
+    `cooccurrence_prior`: add the model's co-occurrence prior, when it has one, after each example's history.
     """
     ranked, targets, gates, positions = rank_examples(model, examples, accelerator, batch_size, max(k_values),
                                                       max_length, description, return_positions=True,
                                                       exclude_history=exclude_history, retrieval=retrieval,
-                                                      trend_prior=trend_prior)
+                                                      trend_prior=trend_prior,
+                                                      cooccurrence_prior=cooccurrence_prior)
     metric = _full_ranking_metric()
     metrics = metric.compute(predictions=ranked, references=targets, k_values=k_values,
                              num_items=model.config.num_items)

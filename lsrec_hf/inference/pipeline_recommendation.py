@@ -16,7 +16,7 @@ from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from ..processing.collator import pad_left, pad_left_rows
-from ..processing.tokens import PAD_TOKEN_ID, item_set, to_indices, to_tokens
+from ..processing.tokens import PAD_TOKEN_ID, is_item_token, item_set, to_indices, to_tokens
 from ..data.errors import shown
 from ..processing.context import encode_target_context
 from ..evaluation.rank import mask_history as exclude_items
@@ -200,6 +200,9 @@ class RecommendationPipeline(Pipeline):
                 (`lsrec_hf.model.trend_prior`, chosen on validation by the recipes): each item's score gains what its
                 events in the prior's window before `now` say. Default: just after the last event the prior knows.
             trend_prior (`bool`, defaults to `True`): add the model's trend prior, when it has one.
+            cooccurrence_prior (`bool`, defaults to `True`): add the model's co-occurrence prior
+                (`lsrec_hf.model.cooccurrence_prior`, chosen on validation by the recipes), when it has one: what other
+                users took beside the history's latest items (with `state`, the events of its short segment).
             retrieval (`str`, defaults to `"exact"`): `"exact"` scores every item; `"faiss"` searches the model's
                 faiss index (`lsrec_hf.model.retrieval`, built on first use and rebuilt when the weights or the adapter
                 change), approximate unless built as `"Flat"`. `candidates` are always scored exactly.
@@ -222,7 +225,7 @@ class RecommendationPipeline(Pipeline):
 
     def _sanitize_parameters(self, top_k=None, exclude_history=None, candidates=None, explain=None, state=None,
                              profile=None, scenario=None, context=None, retrieval=None, memory=None, now=None,
-                             trend_prior=None):
+                             trend_prior=None, cooccurrence_prior=None):
         """preprocess: the users' tokens, context and candidates; _forward: the model call (and a faiss search);
         postprocess: history exclusion, candidates, top-k, explanations and profiles."""
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
@@ -265,6 +268,9 @@ class RecommendationPipeline(Pipeline):
         trend = self.lsrec_model.trend_prior if trend_prior is None or trend_prior else None
         if trend_prior is not None:
             postprocess_params["trend_prior"] = bool(trend_prior)
+        cooccurrence = self.lsrec_model.cooccurrence_prior if cooccurrence_prior is None or cooccurrence_prior else None
+        if cooccurrence_prior is not None:
+            postprocess_params["cooccurrence_prior"] = bool(cooccurrence_prior)
         if now is not None:
             if trend is not None:
                 trend.moment(now)  # checks `now` before any work
@@ -273,6 +279,10 @@ class RecommendationPipeline(Pipeline):
             if trend is not None and candidates is None:
                 raise ValueError("retrieval='faiss' searches the model's scores alone, and this model adds a trend "
                                  "prior to every item's score: pass trend_prior=False, or retrieval='exact'")
+            if cooccurrence is not None and candidates is None:
+                raise ValueError("retrieval='faiss' searches the model's scores alone, and this model adds a "
+                                 "co-occurrence prior to every item's score: pass cooccurrence_prior=False, or "
+                                 "retrieval='exact'")
             # the index answers with its top-k: the one case where ranking happens in the forward pass
             forward_params = {"retrieval": "faiss", "top_k": top_k or 10,
                               "exclude_history": True if exclude_history is None else exclude_history}
@@ -384,8 +394,8 @@ class RecommendationPipeline(Pipeline):
         return outputs
 
     def postprocess(self, model_outputs, top_k=10, exclude_history=True, explain=False, profile=False, now=None,
-                    trend_prior=True):
-        """The trend prior at `now` (when the model has one), history exclusion, candidates and top-k over the
+                    trend_prior=True, cooccurrence_prior=True):
+        """The trend prior at `now` and the co-occurrence prior (when the model has them), history exclusion, candidates and top-k over the
         scores; then explanations and profiles when asked."""
         model, input_ids = self.lsrec_model, model_outputs["input_ids"]
         candidates = model_outputs["candidates"]
@@ -398,6 +408,9 @@ class RecommendationPipeline(Pipeline):
             trend = model.trend_prior if trend_prior else None
             if trend is not None:
                 scores = scores + trend.bias([trend.moment(now)])
+            cooccurrence = model.cooccurrence_prior if cooccurrence_prior else None
+            if cooccurrence is not None:
+                scores = scores + cooccurrence.bias([to_indices(row[is_item_token(row)]).tolist() for row in input_ids])
             if exclude_history:
                 scores = exclude_items(scores, input_ids)
             if candidates is not None:

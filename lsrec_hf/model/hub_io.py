@@ -16,6 +16,7 @@ from transformers.utils.hub import hf_api
 
 from ..processing.catalog import ItemCatalog
 from .configuration_lsrec import LSRecConfig
+from .cooccurrence_prior import COOCCURRENCE_PRIOR_NAME, CooccurrencePrior
 from .trend_prior import TREND_PRIOR_NAME, TrendPrior
 from ..data.errors import shown_columns
 from ..sharing.model_card import build_model_card
@@ -36,6 +37,9 @@ class LSRecHubMixin:
     # What is trending (`lsrec_hf.model.trend_prior`), added to the scores where a request has a time; saved beside
     # the weights as trend_prior.safetensors.
     trend_prior: TrendPrior | None = None
+    # What other users took beside the user's latest items (`lsrec_hf.model.cooccurrence_prior`), added to the scores;
+    # saved beside the weights as cooccurrence_prior.safetensors.
+    cooccurrence_prior: CooccurrencePrior | None = None
 
     def save_pretrained(self, save_directory, is_main_process=True, push_to_hub=False, **kwargs):
         # transformers uploads from inside its own save_pretrained, before the catalog is written: save, then push.
@@ -46,11 +50,11 @@ class LSRecHubMixin:
             return
         if self.catalog is not None:
             self.catalog.save_pretrained(save_directory)
-        trend_path = os.path.join(save_directory, TREND_PRIOR_NAME)
-        if self.trend_prior is not None:
-            self.trend_prior.save_pretrained(save_directory)
-        elif os.path.exists(trend_path):  # an earlier save's prior would be loaded with these weights
-            os.remove(trend_path)
+        for prior, name in ((self.trend_prior, TREND_PRIOR_NAME), (self.cooccurrence_prior, COOCCURRENCE_PRIOR_NAME)):
+            if prior is not None:
+                prior.save_pretrained(save_directory)
+            elif os.path.exists(os.path.join(save_directory, name)):  # an earlier save's would load with these weights
+                os.remove(os.path.join(save_directory, name))
         if self.eval_results is not None:
             with open(os.path.join(save_directory, EVAL_RESULTS_NAME), "w", encoding="utf-8") as f:
                 json.dump(self.eval_results, f, indent=2, default=float)
@@ -61,8 +65,8 @@ class LSRecHubMixin:
 
     def push_to_hub(self, repo_id, *, commit_message=None, commit_description=None, private=None, token=None,
                     revision=None, create_pr=False, max_shard_size="50GB", tags=None):
-        """Upload the model to the Hub: config.json, model.safetensors, catalog.json, eval_results.json and
-        trend_prior.safetensors (when the model has them) and a model card, README.md, with the test metrics in its
+        """Upload the model to the Hub: config.json, model.safetensors, catalog.json, eval_results.json,
+        trend_prior.safetensors and cooccurrence_prior.safetensors (when the model has them) and a model card, README.md, with the test metrics in its
         model-index metadata.
 
         As transformers' `push_to_hub`, except that the card is this model's own (`lsrec_hf.sharing.model_card`): it
@@ -102,7 +106,8 @@ class LSRecHubMixin:
             base = resolve_base_model(adapter_dir, base, config_path)
             model, loading_info = cls.from_pretrained(base, *model_args, output_loading_info=True, **kwargs)
             model.load_adapter(adapter_dir, adapter_kwargs=adapter_kwargs)
-            model.trend_prior = None  # the adapter's run was tested without one (the base's counted the base's log)
+            # the adapter's run was tested without priors (the base's counted the base's log)
+            model.trend_prior = model.cooccurrence_prior = None
             return (model, loading_info) if output_loading_info else model
         if adapter_dir is not None:  # an adapter on the Hub: transformers loads it
             adapter_kwargs["_adapter_model_path"] = adapter_dir
@@ -146,6 +151,10 @@ class LSRecHubMixin:
                            _raise_exceptions_for_missing_entries=False, **hub_kwargs)
         if path is not None:
             model.trend_prior = TrendPrior.from_file(path, model.config.num_items)
+        path = cached_file(pretrained_model_name_or_path, COOCCURRENCE_PRIOR_NAME,
+                           _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        if path is not None:
+            model.cooccurrence_prior = CooccurrencePrior.from_file(path, model.config.num_items)
         return (model, loading_info) if output_loading_info else model
 
 

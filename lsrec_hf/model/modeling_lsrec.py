@@ -526,6 +526,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         self.catalog = catalog
         if self.trend_prior is not None:  # the known items keep their indices; the new ones have no events yet
             self.trend_prior.num_items = new
+        if self.cooccurrence_prior is not None:
+            self.cooccurrence_prior.extend(new)
         return added
 
     @torch.no_grad()
@@ -581,7 +583,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         self.sampling_probs = torch.full((new,), 1.0 / max(new, 1), device=bias.device)
         self.config.num_items = new
         self.catalog = catalog
-        self.trend_prior = None  # the old catalog's events say nothing of what trends in the new one
+        # the old catalog's events say nothing of what trends, or goes together, in the new one
+        self.trend_prior = self.cooccurrence_prior = None
         return self
 
     def set_item_frequencies(self, counts):
@@ -716,7 +719,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         """The `top_k` next items for one user's `history` (external item ids, oldest first), best first, as
         `[{"item_id", "title", "score"}]`. The history's own items are left out unless `exclude_history=False`.
         A model with a `trend_prior` adds what is trending at `now` (unix seconds or a datetime; default: just
-        after the last event the prior knows).
+        after the last event the prior knows); one with a `cooccurrence_prior` adds what other users took beside
+        the history's latest items.
 
         One call for scripts and notebooks; the `"recommendation"` pipeline adds titles as input, candidates,
         context, explanations and user states.
@@ -730,6 +734,8 @@ class LSRecForSequentialRecommendation(LSRecPreTrainedModel):
         scores = self.score_next(tokens).scores[0].float()
         if self.trend_prior is not None:
             scores += self.trend_prior.bias([self.trend_prior.moment(now)])[0].to(scores.device)
+        if self.cooccurrence_prior is not None:
+            scores += self.cooccurrence_prior.bias([self.catalog.indices(history)])[0].to(scores.device)
         if exclude_history:
             scores[self.catalog.indices(history)] = float("-inf")
         top = scores.topk(min(top_k, int(torch.isfinite(scores).sum())))

@@ -61,14 +61,25 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None, bas
                 ["| domain | test users | HR@10 | NDCG@10 |", "|---|---|---|---|"]
                 + [f"| {domain} | {m['num_users']} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} |"
                    for domain, m in sorted(test["per_scenario"].items())])
-        trend, without = results.get("trend_prior") or {}, results.get("test_without_trend_prior")
-        if trend.get("chosen") and without is not None:  # the test metrics above are with it: say so, and without
-            description["trend_prior"] = (
-                f"The scores add a trend prior, chosen on validation: {trend['weight']:g} x log(1 + the item's "
-                f"training events in the {trend['window_days']:g} days before the request) "
-                f"{trend.get('popularity_weight', 0.0):+g} x log(1 + all its training events before it) "
-                f"(`trend_prior.safetensors`). Without it: NDCG@10 {without['ndcg@10']:.4f}, HR@10 "
-                f"{without['hr@10']:.4f}.")
+        # the test metrics above are with the priors kept: say which, and give the model's own beside them
+        without = results.get("test_without_priors", results.get("test_without_trend_prior"))  # the latter: older files
+        priors = []
+        trend = results.get("trend_prior") or {}
+        if trend.get("chosen"):
+            priors.append(f"a trend prior: {trend['weight']:g} x log(1 + the item's training events in the "
+                          f"{trend['window_days']:g} days before the request) {trend.get('popularity_weight', 0.0):+g} "
+                          f"x log(1 + all its training events before it) (`trend_prior.safetensors`; "
+                          f"`recommend(..., now=...)` and `pipeline(..., now=...)` take the moment of the request)")
+        cooccurrence = results.get("cooccurrence_prior") or {}
+        if cooccurrence.get("chosen"):
+            priors.append(f"a co-occurrence prior: {cooccurrence['weight']:g} x the sum of the item's similarity "
+                          f"(cosine over training users, {cooccurrence['neighbors']} neighbours an item) to the user's "
+                          f"latest {cooccurrence['max_history']} items, times {cooccurrence['decay']:g} a step back "
+                          f"(`cooccurrence_prior.safetensors`)")
+        if priors and without is not None:
+            description["priors"] = (
+                f"The scores add {' and '.join(priors)}, chosen on validation. The model alone: NDCG@10 "
+                f"{without['ndcg@10']:.4f}, HR@10 {without['hr@10']:.4f}.")
         if results.get("zero_shot"):  # held-out domains ranked with no training at all
             description["zero_shot_table"] = "\n".join(
                 ["| held-out data set | items | test users | HR@10 | NDCG@10 | most-popular NDCG@10 |",

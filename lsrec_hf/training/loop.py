@@ -48,6 +48,7 @@ class TrainingArguments:
     max_history_length: int | None = field(default=None, metadata={"help": "Keep only the last N events of a user (None = all)."})
     exclude_history: bool = field(default=True, metadata={"help": "Validate and test with the items of each user's input history removed from the ranking (the protocol of SASRec+, gSASRec, RePlay); false keeps them, as RecBole 1.2.1 does."})
     trend_prior: bool = field(default=True, metadata={"help": "After training, choose on validation a trend prior (each item's recent events before the request, lsrec_hf.model.trend_prior) and keep it with the model where it raises validation NDCG@10; tested with it. Needs event times; not for LoRA adapters."})
+    cooccurrence_prior: bool = field(default=True, metadata={"help": "After training (and the trend prior), choose on validation a co-occurrence prior (what other users took beside each user's latest items, lsrec_hf.model.cooccurrence_prior) and keep it with the model where it raises validation NDCG@10; tested with it. Not for LoRA adapters."})
     patience: int = field(default=15, metadata={"help": "Stop after this many evaluations without a better validation NDCG@10."})
     eval_every: int = field(default=1, metadata={"help": "Evaluate (and checkpoint) every N epochs."})
     seed: int = field(default=42, metadata={"help": "Random seed."})

@@ -1,6 +1,7 @@
 """What the recipes share: data arguments and loading, Hub arguments, and the final test report."""
 
 import difflib
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from ..sharing.model_card import build_model_card
 from ..processing.sequences import build_user_sequences, leave_one_out, temporal_cutoffs, temporal_split
 from .checkpointing import write_json
 from ..processing.context import build_vocab, feature_columns, model_event_features
-from ..evaluation.trend_calibration import calibrate_trend_prior
+from ..evaluation.priors import choose_priors
 from ..evaluation.zero_shot import zero_shot_metrics
 from .loop import format_metrics_table
 
@@ -175,22 +176,23 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     `base_model` is the checkpoint a fine-tuned model started from and `recipe` the script, both named in its card.
     `zero_shot_data`: held-out domains the model is also tested on with no training (`zero_shot_metrics`)."""
     model = accelerator.unwrap_model(model)
-    trend = None
+    trend = cooccurrence = None
     if not hasattr(model, "peft_config"):  # an adapter saves only its own tensors: a prior would not travel with it
-        # a base model's prior counted another log's events: the one kept is chosen on this data, or none
-        model.trend_prior = None
-        if train_args.trend_prior:
-            model.trend_prior, trend = calibrate_trend_prior(model, splits, accelerator, train_args.eval_batch_size,
-                                                             train_args.max_history_length, train_args.exclude_history)
-    test = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
-                            max_length=train_args.max_history_length, description="testing",
-                            exclude_history=train_args.exclude_history)
-    test_without_trend = None
-    if model.trend_prior is not None:
-        test_without_trend = evaluate_ranking(model, splits.test, accelerator, train_args.eval_batch_size,
-                                              max_length=train_args.max_history_length,
-                                              description="testing without the trend prior",
-                                              exclude_history=train_args.exclude_history, trend_prior=False)
+        # a base model's priors counted another log's events: the ones kept are chosen on this data, or none
+        trend, cooccurrence = choose_priors(model, splits, accelerator, train_args.eval_batch_size,
+                                            train_args.max_history_length, train_args.exclude_history,
+                                            train_args.trend_prior, train_args.cooccurrence_prior)
+    evaluate = functools.partial(evaluate_ranking, model, splits.test, accelerator, train_args.eval_batch_size,
+                                 max_length=train_args.max_history_length, exclude_history=train_args.exclude_history)
+    test = evaluate(description="testing")
+    # the model alone, and (with both priors) the model with its trend prior alone, beside it
+    test_without_priors = test_without_cooccurrence = None
+    if model.trend_prior is not None or model.cooccurrence_prior is not None:
+        test_without_priors = evaluate(description="testing without the priors", trend_prior=False,
+                                       cooccurrence_prior=False)
+    if model.trend_prior is not None and model.cooccurrence_prior is not None:
+        test_without_cooccurrence = evaluate(description="testing without the co-occurrence prior",
+                                             cooccurrence_prior=False)
     zero_shot = [zero_shot_metrics(model, held_out, accelerator, train_args.eval_batch_size, train_args.exclude_history)
                  for held_out in zero_shot_data]
     if not accelerator.is_main_process:
@@ -211,8 +213,12 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     }
     if trend is not None:
         results["trend_prior"] = trend
-    if test_without_trend is not None:
-        results["test_without_trend_prior"] = test_without_trend
+    if cooccurrence is not None:
+        results["cooccurrence_prior"] = cooccurrence
+    if test_without_priors is not None:
+        results["test_without_priors"] = test_without_priors
+    if test_without_cooccurrence is not None:
+        results["test_without_cooccurrence_prior"] = test_without_cooccurrence
     if zero_shot:
         results["zero_shot"] = zero_shot
     write_json(os.path.join(train_args.output_dir, "eval_results.json"), results)
@@ -223,11 +229,18 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
     print(f"\n{data.name}, {splits.protocol}, {ranking_name(train_args.exclude_history)} ({num_items} items, "
           f"{len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
     print(format_metrics_table(test))
-    if test_without_trend is not None:
+    if model.trend_prior is not None:
         print(f"\nwith the trend prior: {trend['weight']:g} x log(1 + events in the {trend['window_days']:g} days before) "
               f"{trend['popularity_weight']:+g} x log(1 + all events before), chosen on validation (NDCG@10 "
-              f"{trend['valid_ndcg@10_without']:.4f} -> {trend['valid_ndcg@10']:.4f}); test NDCG@10 without it "
-              f"{test_without_trend['ndcg@10']:.4f}")
+              f"{trend['valid_ndcg@10_without']:.4f} -> {trend['valid_ndcg@10']:.4f})")
+    if model.cooccurrence_prior is not None:
+        print(f"with the co-occurrence prior: {cooccurrence['weight']:g} x the similarity to the latest items (decay "
+              f"{cooccurrence['decay']:g} a step back), chosen on validation (NDCG@10 "
+              f"{cooccurrence['valid_ndcg@10_without']:.4f} -> {cooccurrence['valid_ndcg@10']:.4f})")
+    if test_without_cooccurrence is not None:
+        print(f"test NDCG@10 without the co-occurrence prior {test_without_cooccurrence['ndcg@10']:.4f}")
+    if test_without_priors is not None:
+        print(f"test NDCG@10 of the model alone, without the priors {test_without_priors['ndcg@10']:.4f}")
     for scenario, metrics in test.get("per_scenario", {}).items():
         print(f"\nscenario {scenario} ({metrics['num_users']} test users)\n{format_metrics_table(metrics)}")
     for held_out in zero_shot:
