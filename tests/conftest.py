@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from lsrec_hf import ItemCatalog, LSRecForSequentialRecommendation
-from lsrec_hf.data import fetch_ml100k_offline
+from lsrec_hf.data import fetch_ml100k_offline, load_data
 from lsrec_hf.data.movielens import ML100K_GENRES
+from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,3 +112,16 @@ def write_csv_layout(folder):
         'movieId,title,genres\n11,"American President, The (1995)",Comedy|Drama|Romance\n12,Babylon 5,(no genres listed)\n'
     )
     return folder
+
+
+@pytest.fixture(scope="module")
+def slice_splits_and_model(ml100k_slice):
+    """The real ML-100K slice split leave-one-out by time, and an untrained id-only model of its catalog (for the
+    priors' calibration tests)."""
+    data = load_data(ml100k_slice)
+    splits = leave_one_out(build_user_sequences(data.interactions, data.catalog))
+    torch.manual_seed(0)
+    model = LSRecForSequentialRecommendation.from_catalog(
+        data.catalog, None, hidden_size=16, num_attention_heads=2, intermediate_size=32,
+        num_hidden_layers=1, segment_length=8, memory_length=8)
+    return splits, model.eval()

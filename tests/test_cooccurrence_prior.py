@@ -9,12 +9,10 @@ from transformers import pipeline
 
 import lsrec_hf
 from conftest import save_tiny_model
-from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.evaluation.cooccurrence_calibration import calibrate_cooccurrence_prior
 from lsrec_hf.model.cooccurrence_prior import COOCCURRENCE_PRIOR_NAME, CooccurrencePrior, item_neighbors
 from lsrec_hf.processing.catalog import ItemCatalog
-from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
 # users: {0, 1}, {0, 1, 2} (item 1 twice), {2, 3}; item 4 never occurs
 SEQUENCES = [[0, 1], [1, 0, 2, 1], [2, 3]]
@@ -94,17 +92,6 @@ def test_new_items_have_no_neighbours_and_a_new_catalog_drops_the_prior(tmp_path
     model.replace_catalog(catalog, torch.zeros(6, 8))
     assert model.cooccurrence_prior is None
 
-
-@pytest.fixture(scope="module")
-def slice_splits_and_model(ml100k_slice):
-    """The real ML-100K slice split leave-one-out by time, and an untrained id-only model of its catalog."""
-    data = load_data(ml100k_slice)
-    splits = leave_one_out(build_user_sequences(data.interactions, data.catalog))
-    torch.manual_seed(0)
-    model = lsrec_hf.LSRecForSequentialRecommendation.from_catalog(
-        data.catalog, None, hidden_size=16, num_attention_heads=2, intermediate_size=32,
-        num_hidden_layers=1, segment_length=8, memory_length=8)
-    return splits, model.eval()
 
 
 def test_calibration_scores_every_choice_as_the_evaluation_does_and_keeps_the_best(slice_splits_and_model):

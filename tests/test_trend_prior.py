@@ -11,14 +11,12 @@ from transformers import pipeline
 
 import lsrec_hf
 from conftest import save_tiny_model
-from lsrec_hf.data import load_data
 from lsrec_hf.evaluation import evaluate_ranking
 from lsrec_hf.evaluation.metrics import compute_ranking_metrics
 from lsrec_hf.evaluation.rank import mask_history
 from lsrec_hf.evaluation.trend_calibration import _ndcg_at_10_grid, calibrate_trend_prior
 from lsrec_hf.model.trend_prior import DAY, TREND_PRIOR_NAME, TrendPrior
 from lsrec_hf.processing.collator import EvaluationCollator
-from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
 
 # item 0 on day 1, item 1 on days 2 and 3, item 2 on day 10
 EVENTS = dict(items=[1, 0, 2, 1], times=np.array([3.0, 1.0, 10.0, 2.0]) * DAY)
@@ -90,17 +88,6 @@ def test_a_prior_of_another_catalog_or_a_broken_file_is_an_error_naming_the_file
     with pytest.raises(OSError, match=f"{TREND_PRIOR_NAME}: not a trend prior file"):
         lsrec_hf.LSRecForSequentialRecommendation.from_pretrained(path)
 
-
-@pytest.fixture(scope="module")
-def slice_splits_and_model(ml100k_slice, tmp_path_factory):
-    """The real ML-100K slice split leave-one-out by time, and an untrained id-only model of its catalog."""
-    data = load_data(ml100k_slice)
-    splits = leave_one_out(build_user_sequences(data.interactions, data.catalog))
-    torch.manual_seed(0)
-    model = lsrec_hf.LSRecForSequentialRecommendation.from_catalog(
-        data.catalog, None, hidden_size=16, num_attention_heads=2, intermediate_size=32,
-        num_hidden_layers=1, segment_length=8, memory_length=8)
-    return splits, model.eval()
 
 
 def _by_hand(model, examples, prior):
