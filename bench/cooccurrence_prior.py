@@ -1,6 +1,7 @@
-"""A trained model with and without its co-occurrence prior, overall and by how many training events the test target has.
+"""A trained model with and without its co-occurrence prior, overall and by the test target's training events.
 
-    python bench/cooccurrence_prior.py --dataset ../shared/data/amazon-beauty --models outputs/trend/amazon-beauty/seed4*
+    python bench/cooccurrence_prior.py --dataset ../shared/data/amazon-beauty \
+        --models outputs/trend/amazon-beauty/seed4*
 
 For each checkpoint of `recipes/pretrain.py` (with the trend prior it chose, if any) the co-occurrence prior
 (`lsrec_hf.model.cooccurrence_prior`) is chosen on validation NDCG@10 on top of it, exactly as the recipe does after
@@ -76,7 +77,8 @@ def main():
                                                       "with both priors": both_buckets}})
         print(f"[cooccurrence_prior] {path}: alone {alone['ndcg@10']:.4f}, with its trend prior "
               f"{trend['ndcg@10']:.4f}, with both {both['ndcg@10']:.4f} (weight {report['weight']:g}, decay "
-              f"{report['decay']:g}; validation {report['valid_ndcg@10_without']:.4f} -> {report['valid_ndcg@10']:.4f})",
+              f"{report['decay']:g}; validation {report['valid_ndcg@10_without']:.4f} -> "
+              f"{report['valid_ndcg@10']:.4f})",
               flush=True)
         if args.update:
             results_path = os.path.join(path, "eval_results.json")
@@ -100,10 +102,11 @@ def main():
           "targets with < 5 events: alone / both |\n|---|---|---|---|---|")
     for row in rows:
         prior, rare = row["cooccurrence_prior"], row["ndcg@10_by_target_popularity"]
+        rare_alone, rare_both = (rare[name].get("0-4", {}).get("ndcg@10", 0.0)
+                                 for name in ("model alone", "with both priors"))
         print(f"| {row['model']} | {row['test_model_alone']['ndcg@10']:.4f} | "
               f"{row['test_with_trend_prior']['ndcg@10']:.4f} | {row['test_with_both_priors']['ndcg@10']:.4f} "
-              f"({prior['weight']:g}, {prior['decay']:g}) | {rare['model alone'].get('0-4', {}).get('ndcg@10', 0):.4f} / "
-              f"{rare['with both priors'].get('0-4', {}).get('ndcg@10', 0):.4f} |")
+              f"({prior['weight']:g}, {prior['decay']:g}) | {rare_alone:.4f} / {rare_both:.4f} |")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"cooccurrence_prior_{data.name}.json")
     write_result(out, {"dataset": data.name, "num_items": len(data.catalog),

@@ -395,8 +395,8 @@ class RecommendationPipeline(Pipeline):
 
     def postprocess(self, model_outputs, top_k=10, exclude_history=True, explain=False, profile=False, now=None,
                     trend_prior=True, cooccurrence_prior=True):
-        """The trend prior at `now` and the co-occurrence prior (when the model has them), history exclusion, candidates and top-k over the
-        scores; then explanations and profiles when asked."""
+        """The trend prior at `now` and the co-occurrence prior (when the model has them), history exclusion,
+        candidates and top-k over the scores; then explanations and profiles when asked."""
         model, input_ids = self.lsrec_model, model_outputs["input_ids"]
         candidates = model_outputs["candidates"]
         if "top" in model_outputs:  # the faiss index ranked the whole catalog already

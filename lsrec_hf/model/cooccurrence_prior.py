@@ -137,7 +137,8 @@ class CooccurrencePrior:
             with safe_open(path, framework="pt") as f:
                 metadata = f.metadata() or {}
                 indices, similarities = f.get_tensor("neighbor_indices"), f.get_tensor("neighbor_similarities")
-            weight, decay, max_history = float(metadata["weight"]), float(metadata["decay"]), int(metadata["max_history"])
+            weight, decay = float(metadata["weight"]), float(metadata["decay"])
+            max_history = int(metadata["max_history"])
             prior = cls(indices, similarities, weight, decay, max_history)
         except (SafetensorError, KeyError, ValueError) as error:
             raise OSError(f"{path}: not a co-occurrence prior file ({type(error).__name__}: {error})") from None

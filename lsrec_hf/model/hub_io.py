@@ -66,8 +66,8 @@ class LSRecHubMixin:
     def push_to_hub(self, repo_id, *, commit_message=None, commit_description=None, private=None, token=None,
                     revision=None, create_pr=False, max_shard_size="50GB", tags=None):
         """Upload the model to the Hub: config.json, model.safetensors, catalog.json, eval_results.json,
-        trend_prior.safetensors and cooccurrence_prior.safetensors (when the model has them) and a model card, README.md, with the test metrics in its
-        model-index metadata.
+        trend_prior.safetensors and cooccurrence_prior.safetensors (when the model has them) and a model card,
+        README.md, with the test metrics in its model-index metadata.
 
         As transformers' `push_to_hub`, except that the card is this model's own (`lsrec_hf.sharing.model_card`): it
         replaces the repo's card rather than keeping it. `private` only applies when the repo is created;
