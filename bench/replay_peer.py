@@ -34,7 +34,7 @@ takes about 3 s (+1-2 s validation) on one NVIDIA H200 with three runs sharing i
 Environment (RePlay needs its own, lsrec_hf's is not used here):
 
     python -m venv .venv-replay && .venv-replay/bin/pip install replay-rec==0.22.0 torch==2.13.0 \\
-        lightning==2.6.6 pytorch-optimizer==3.11.0
+        lightning==2.6.6 pytorch-optimizer==3.11.0 safetensors==0.8.0
 
 Commands, from the repository root:
 
@@ -54,6 +54,9 @@ checkpoints, and run the same command again with ``--resume true``:
 Lightning restores the weights, the optimizer, the epoch, the best score and the patience count from
 ``last.ckpt``; the data loader's shuffling starts again from the seed, so the JSON says after which epochs a
 resume began (``resumed_after_epochs``).
+
+``--scores_out FILE.safetensors`` also keeps the best epoch's scores of every item for each validation and test
+user, so that ``bench/peer_priors.py`` can give the peer lsrec_hf's priors, chosen on its own validation scores.
 
 The JSON result is rewritten after every epoch (``"status": "running"``, the per-epoch curve) and at the end
 (``"status": "finished"``, ``best_epoch``, ``valid`` and ``test`` at the best epoch, settings, versions).
@@ -98,6 +101,10 @@ def parse_args(argv=None):
                         "so that a killed run can go on with --resume true; default: a temporary folder")
     p.add_argument("--resume", type=_bool, default=False,
                    help="go on from <work_dir>/last.ckpt and the curve already in --out")
+    p.add_argument("--scores_out", default=None,
+                   help="also write the best epoch's scores of every item for each validation and test user (no "
+                        "history mask, the users in the split's order) to this .safetensors file, for "
+                        "bench/peer_priors.py")
     args = p.parse_args(argv)
     if args.resume and not args.work_dir:
         p.error("--resume true needs --work_dir (the folder of the killed run's last.ckpt)")
@@ -403,6 +410,39 @@ def train_and_test(args, result, out, work_dir, splits, num_items, resume_from=N
     # trainer.test loaded the best weights into `module`: check RePlay's figures with our own code
     result["test_check"] = independent_test_check(module, datamodule, num_items, args.exclude_history,
                                                   result["test"])
+    if args.scores_out:
+        write_score_matrices(args.scores_out, module, datamodule, {"valid": valid, "test": test})
+        result["scores_out"] = args.scores_out
+
+
+def write_score_matrices(path, module, datamodule, splits):
+    """The best weights' logits `[users, num_items]` per evaluation split, before any history mask, and the
+    targets they were scored for (so that a reader can check the users' order against its own split)."""
+    import numpy as np
+    import torch
+    from lightning.pytorch.utilities import move_data_to_device
+    from safetensors.numpy import save_file
+
+    model = module.model.eval()
+    device = next(model.parameters()).device
+    tensors = {}
+    for name, loader, stage in (("valid", datamodule.val_dataloader(), "validate"),
+                                ("test", datamodule.test_dataloader(), "test")):
+        transform = datamodule.compiled_transforms[stage]
+        blocks, targets = [], []
+        with torch.no_grad():
+            for raw in loader:
+                batch = transform(move_data_to_device(raw, device))
+                logits = model(feature_tensors=batch["feature_tensors"], padding_mask=batch["padding_mask"])["logits"]
+                blocks.append(logits.float().cpu().numpy())
+                targets.append(batch["ground_truth"][:, 0].cpu().numpy())
+        tensors[f"{name}_scores"] = np.ascontiguousarray(np.concatenate(blocks))
+        tensors[f"{name}_targets"] = np.concatenate(targets).astype(np.int64)
+        expected = np.asarray([target for _, target in splits[name]], dtype=np.int64)
+        if not np.array_equal(tensors[f"{name}_targets"], expected):
+            raise RuntimeError(f"RePlay's {stage} loader did not keep the split's user order")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    save_file(tensors, path, metadata={"what": "RePlay SasRec logits at the best validation epoch, no history mask"})
 
 
 def independent_test_check(module, datamodule, num_items, exclude, replay_test):

@@ -12,7 +12,7 @@ import torch
 from accelerate.utils import gather_object
 
 from ..model.cooccurrence_prior import CooccurrencePrior
-from .rank import exact_scores, item_domains, sharded_batches
+from .rank import scored_batches
 from .trend_calibration import _ndcg_at_10_grid
 
 # Tried: the factor per step back in the history, and the weight beside the model's scores (whose spread over the
@@ -32,21 +32,30 @@ def calibrate_cooccurrence_prior(model, splits, accelerator=None, batch_size=256
     model without it wins; `report` says what was chosen, and the validation NDCG@10 of every choice
     (`grid[decay][weight]`). Every process must call it (each scores its share of the users; the sums are shared).
     """
+    batches = scored_batches(model, splits.valid, accelerator, batch_size, max_length, exclude_history,
+                             "choosing the co-occurrence prior")
+    return choose_cooccurrence_prior(batches, splits, model.config.num_items, getattr(model, "trend_prior", None),
+                                     accelerator, max_length, decays, weights, neighbors, max_history)
+
+
+def choose_cooccurrence_prior(batches, splits, num_items, trend_prior=None, accelerator=None, max_length=None,
+                              decays=COOCCURRENCE_DECAYS, weights=COOCCURRENCE_WEIGHTS, neighbors=100,
+                              max_history=50):
+    """`calibrate_cooccurrence_prior` for any recommender: `batches` yields `(rows, scores, targets)` over (this
+    process's share of) `splits.valid`, the scores with the history at -inf and no prior
+    (`lsrec_hf.evaluation.rank.scored_batches`, or `score_matrix_batches` for another recommender's scores);
+    `trend_prior` (if any) is added to them first. The prior reads the last `max_length` events of each history
+    (all of them when None), the events the model reads."""
     valid = splits.valid
     if not len(valid):
         return None, {"chosen": False, "reason": "no validation users"}
     weights = tuple(dict.fromkeys((0.0, *weights)))
-    neighbours = CooccurrencePrior.from_sequences(splits.train, model.config.num_items, neighbors,
-                                                  max_history=max_history)
-    trend = getattr(model, "trend_prior", None) if valid.target_times is not None else None
-    device = accelerator.device if accelerator is not None else model.device
-    domains = item_domains(model)
+    neighbours = CooccurrencePrior.from_sequences(splits.train, num_items, neighbors, max_history=max_history)
+    trend = trend_prior if valid.target_times is not None else None
     sums = np.zeros((len(decays), len(weights)))
-    for rows, batch in sharded_batches(model, valid, accelerator, batch_size, max_length,
-                                       "choosing the co-occurrence prior"):
-        bias = trend.bias(valid.target_times[rows]) if trend is not None else None
-        scores, _ = exact_scores(model, batch, device, exclude_history, domains, bias)
-        scores, targets = scores.cpu(), batch["targets"]
+    for rows, scores, targets in batches:
+        if trend is not None:
+            scores += trend.bias(valid.target_times[rows])  # -inf (the history) stays -inf
         histories = [valid.histories[row][-max_length:] if max_length else valid.histories[row] for row in rows]
         none = torch.zeros_like(scores)
         for d, decay in enumerate(decays):
@@ -67,4 +76,5 @@ def calibrate_cooccurrence_prior(model, splits, accelerator=None, batch_size=256
     return neighbours.with_weights(weights[w], decays[d]), report
 
 
-__all__ = ["COOCCURRENCE_DECAYS", "COOCCURRENCE_WEIGHTS", "calibrate_cooccurrence_prior"]
+__all__ = ["COOCCURRENCE_DECAYS", "COOCCURRENCE_WEIGHTS", "calibrate_cooccurrence_prior",
+           "choose_cooccurrence_prior"]

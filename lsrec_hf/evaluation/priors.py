@@ -1,7 +1,13 @@
-"""The priors a trained model keeps: chosen on validation, one after the other, as the recipes do after training."""
+"""The priors a trained model keeps: chosen on validation, one after the other, as the recipes do after training.
 
-from .cooccurrence_calibration import calibrate_cooccurrence_prior
-from .trend_calibration import calibrate_trend_prior
+The priors need only a recommender's validation scores, not its insides: `choose_priors_for_scores` makes the same
+choice for another recommender's score matrix (a peer given the same priors), and
+`lsrec_hf.evaluation.rank.rank_score_matrix` ranks its test scores with them.
+"""
+
+from .cooccurrence_calibration import calibrate_cooccurrence_prior, choose_cooccurrence_prior
+from .rank import score_matrix_batches
+from .trend_calibration import calibrate_trend_prior, choose_trend_prior
 
 
 def choose_priors(model, splits, accelerator=None, batch_size=256, max_length=None, exclude_history=True,
@@ -20,4 +26,21 @@ def choose_priors(model, splits, accelerator=None, batch_size=256, max_length=No
     return trend, cooccurrence
 
 
-__all__ = ["choose_priors"]
+def choose_priors_for_scores(valid_scores, splits, exclude_history=True, trend_prior=True, cooccurrence_prior=True,
+                             batch_size=256):
+    """`choose_priors` for another recommender: `valid_scores` `[len(splits.valid), num_items]` are its scores of
+    every item for each validation user of `splits`, in order, before any history mask (the co-occurrence prior then
+    reads each whole history). Returns `(trend_prior, cooccurrence_prior, trend_report, cooccurrence_report)`, a
+    prior None where the scores do as well without it or it was not asked for."""
+    num_items = valid_scores.shape[1]
+    trend = cooccurrence = trend_report = cooccurrence_report = None
+    if trend_prior:
+        trend, trend_report = choose_trend_prior(
+            score_matrix_batches(valid_scores, splits.valid, exclude_history, batch_size), splits, num_items)
+    if cooccurrence_prior:
+        cooccurrence, cooccurrence_report = choose_cooccurrence_prior(
+            score_matrix_batches(valid_scores, splits.valid, exclude_history, batch_size), splits, num_items, trend)
+    return trend, cooccurrence, trend_report, cooccurrence_report
+
+
+__all__ = ["choose_priors", "choose_priors_for_scores"]

@@ -102,6 +102,52 @@ def exact_scores(model, batch, device, exclude_history=True, domains=None, bias=
     return scores, output.gate
 
 
+def scored_batches(model, examples, accelerator=None, batch_size=256, max_length=None, exclude_history=True,
+                   description="scoring"):
+    """(rows, scores, targets) over this process's share of `examples`: the model's `exact_scores` on the CPU,
+    without any prior (what the priors' calibration adds its choices to)."""
+    device = accelerator.device if accelerator is not None else model.device
+    domains = item_domains(model)
+    for rows, batch in sharded_batches(model, examples, accelerator, batch_size, max_length, description):
+        scores, _ = exact_scores(model, batch, device, exclude_history, domains)
+        yield rows, scores.cpu(), batch["targets"]
+
+
+def score_matrix_batches(scores, examples, exclude_history=True, batch_size=256):
+    """(rows, scores, targets) as `scored_batches` gives them, for another recommender's scores: `scores` is
+    `[len(examples), num_items]` (a numpy array or tensor, row i for `examples`' user i, before any history mask);
+    with `exclude_history` each user's whole input history is set to -inf, as `evaluate_ranking` does."""
+    if tuple(scores.shape[:1]) != (len(examples),):
+        raise ValueError(f"scores: {len(scores)} rows for {len(examples)} examples; one row per example, in order")
+    for start in range(0, len(examples), batch_size):
+        rows = list(range(start, min(start + batch_size, len(examples))))
+        block = torch.as_tensor(scores[rows[0]:rows[-1] + 1]).float().clone()
+        if exclude_history:
+            history_rows = np.concatenate([np.full(len(examples.histories[row]), i) for i, row in enumerate(rows)])
+            history_items = np.concatenate([np.asarray(examples.histories[row], dtype=np.int64) for row in rows])
+            block[torch.as_tensor(history_rows, dtype=torch.long), torch.as_tensor(history_items)] = float("-inf")
+        yield rows, block, torch.as_tensor(examples.targets[rows[0]:rows[-1] + 1])
+
+
+@torch.no_grad()
+def rank_score_matrix(scores, examples, top_k=20, exclude_history=True, trend_prior=None, cooccurrence_prior=None,
+                      batch_size=256):
+    """Top-k lists of catalog indices for another recommender's scores (`score_matrix_batches`), with a trend prior
+    (at each example's time) and a co-occurrence prior (after each example's whole history) added, when given, as
+    `rank_examples` adds a model's own."""
+    ranked = []
+    for rows, block, _ in score_matrix_batches(scores, examples, exclude_history, batch_size):
+        bias = None
+        if trend_prior is not None and examples.target_times is not None:
+            bias = trend_prior.bias(examples.target_times[rows])
+        if cooccurrence_prior is not None:
+            bias = cooccurrence_prior.bias([examples.histories[row] for row in rows]) + (0.0 if bias is None else bias)
+        if bias is not None:
+            block += bias  # -inf (the history) stays -inf
+        ranked.extend(block.topk(min(top_k, block.shape[1]), dim=1).indices.tolist())
+    return ranked
+
+
 @torch.no_grad()
 def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, max_length=None,
                   description="evaluating", return_positions=False, exclude_history=True, retrieval="exact",

@@ -20,7 +20,7 @@ import torch
 from accelerate.utils import gather_object
 
 from ..model.trend_prior import DAY, TrendPrior
-from .rank import exact_scores, item_domains, sharded_batches
+from .rank import scored_batches
 
 # Tried: windows (days of unix-second timestamps), weights of the recent events, and weights of all earlier events
 # (negative: less of the all-time popularity the model learned; on Steam -0.5 won, seed 42).
@@ -73,20 +73,26 @@ def calibrate_trend_prior(model, splits, accelerator=None, batch_size=256, max_l
     choice (`grid[window_days][weight][popularity_weight]`). Every process must call it (each scores its share of
     the users; the sums are shared).
     """
+    batches = scored_batches(model, splits.valid, accelerator, batch_size, max_length, exclude_history,
+                             "choosing the trend prior")
+    return choose_trend_prior(batches, splits, model.config.num_items, accelerator, windows_days, weights,
+                              popularity_weights)
+
+
+def choose_trend_prior(batches, splits, num_items, accelerator=None, windows_days=TREND_WINDOWS_DAYS,
+                       weights=TREND_WEIGHTS, popularity_weights=POPULARITY_WEIGHTS):
+    """`calibrate_trend_prior` for any recommender: `batches` yields `(rows, scores, targets)` over (this process's
+    share of) `splits.valid`, the scores `[len(rows), num_items]` with the history already at -inf
+    (`lsrec_hf.evaluation.rank.scored_batches`, or `score_matrix_batches` for another recommender's scores)."""
     valid = splits.valid
     if splits.train_times is None or valid.target_times is None or not len(valid):
         return None, {"chosen": False, "reason": "the splits carry no event times"}
     weights = tuple(dict.fromkeys((0.0, *weights)))
     popularity_weights = tuple(dict.fromkeys((0.0, *popularity_weights)))
-    num_items = model.config.num_items
     logs = [TrendPrior.from_sequences(splits.train, splits.train_times, num_items, days * DAY, 1.0)
             for days in windows_days]
-    device = accelerator.device if accelerator is not None else model.device
-    domains = item_domains(model)
     sums = np.zeros((len(windows_days), len(weights), len(popularity_weights)))
-    for rows, batch in sharded_batches(model, valid, accelerator, batch_size, max_length, "choosing the trend prior"):
-        scores, _ = exact_scores(model, batch, device, exclude_history, domains)
-        scores, targets = scores.cpu(), batch["targets"]
+    for rows, scores, targets in batches:
         for w, log in enumerate(logs):
             recent, before = (counts.log1p().float() for counts in log.counts(valid.target_times[rows]))
             sums[w] += _ndcg_at_10_grid(scores, targets, recent, before, weights, popularity_weights)
@@ -109,4 +115,4 @@ def calibrate_trend_prior(model, splits, accelerator=None, batch_size=256, max_l
                                      weights[a], popularity_weights[c]), report
 
 
-__all__ = ["POPULARITY_WEIGHTS", "TREND_WEIGHTS", "TREND_WINDOWS_DAYS", "calibrate_trend_prior"]
+__all__ = ["POPULARITY_WEIGHTS", "TREND_WEIGHTS", "TREND_WINDOWS_DAYS", "calibrate_trend_prior", "choose_trend_prior"]
