@@ -12,7 +12,7 @@ import torch
 from accelerate.utils import gather_object
 
 from ..model.cooccurrence_prior import CooccurrencePrior
-from .rank import scored_batches
+from .rank import read_histories, scored_batches
 from .trend_calibration import _ndcg_at_10_grid
 
 # Tried: the factor per step back in the history, and the weight beside the model's scores (whose spread over the
@@ -56,7 +56,7 @@ def choose_cooccurrence_prior(batches, splits, num_items, trend_prior=None, acce
     for rows, scores, targets in batches:
         if trend is not None:
             scores += trend.bias(valid.target_times[rows])  # -inf (the history) stays -inf
-        histories = [valid.histories[row][-max_length:] if max_length else valid.histories[row] for row in rows]
+        histories = read_histories(valid, rows, max_length)
         none = torch.zeros_like(scores)
         for d, decay in enumerate(decays):
             sums[d] += _ndcg_at_10_grid(scores, targets, neighbours.with_weights(1.0, decay).similarity_sums(histories),

@@ -65,6 +65,11 @@ def mask_history(scores, input_ids):
     return scores
 
 
+def read_histories(examples, rows, max_length=None):
+    """The histories of `examples`' `rows` as the model reads them: the last `max_length` events (all when None)."""
+    return [examples.histories[row][-max_length:] if max_length else examples.histories[row] for row in rows]
+
+
 def sharded_batches(model, examples, accelerator=None, batch_size=256, max_length=None, description="evaluating"):
     """(rows, batch) over this process's share of `examples`, longest histories first (a batch holds users of
     similar length): `rows` are the batch's indices in `examples`, `batch` the `EvaluationCollator`'s tensors."""
@@ -141,7 +146,7 @@ def rank_score_matrix(scores, examples, top_k=20, exclude_history=True, trend_pr
         if trend_prior is not None and examples.target_times is not None:
             bias = trend_prior.bias(examples.target_times[rows])
         if cooccurrence_prior is not None:
-            bias = cooccurrence_prior.bias([examples.histories[row] for row in rows]) + (0.0 if bias is None else bias)
+            bias = cooccurrence_prior.bias(read_histories(examples, rows)) + (0.0 if bias is None else bias)
         if bias is not None:
             block += bias  # -inf (the history) stays -inf
         ranked.extend(block.topk(min(top_k, block.shape[1]), dim=1).indices.tolist())
@@ -191,10 +196,8 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
                           for row_scores, row in zip(scores.tolist(), indices.tolist()))
         else:
             bias = None if trend is None else trend.bias(examples.target_times[rows])
-            if cooccurrence is not None:  # the history the model reads (`max_length`), its latest events first
-                histories = [examples.histories[row][-max_length:] if max_length else examples.histories[row]
-                             for row in rows]
-                bias = cooccurrence.bias(histories) + (0.0 if bias is None else bias)
+            if cooccurrence is not None:  # after the history the model reads
+                bias = cooccurrence.bias(read_histories(examples, rows, max_length)) + (0.0 if bias is None else bias)
             scores, gate = exact_scores(model, batch, device, exclude_history, domains, bias)
             ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
