@@ -31,8 +31,7 @@ from lsrec_hf.evaluation.metrics import compute_ranking_metrics
 from lsrec_hf.evaluation.priors import choose_priors_for_scores
 from lsrec_hf.evaluation.rank import rank_score_matrix
 from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
-
-METRICS = ("hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "mrr@20")
+from quality import METRICS
 
 
 def read_scores(path, splits, num_items):

@@ -70,6 +70,17 @@ def read_histories(examples, rows, max_length=None):
     return [examples.histories[row][-max_length:] if max_length else examples.histories[row] for row in rows]
 
 
+def priors_bias(examples, rows, trend_prior=None, cooccurrence_prior=None, max_length=None):
+    """What the priors add to the scores of `examples`' `rows` (`[len(rows), num_items]`), or None without any: the
+    trend prior at each example's time, the co-occurrence prior after the history the model reads."""
+    bias = None
+    if trend_prior is not None and examples.target_times is not None:
+        bias = trend_prior.bias(examples.target_times[rows])
+    if cooccurrence_prior is not None:
+        bias = cooccurrence_prior.bias(read_histories(examples, rows, max_length)) + (0.0 if bias is None else bias)
+    return bias
+
+
 def sharded_batches(model, examples, accelerator=None, batch_size=256, max_length=None, description="evaluating"):
     """(rows, batch) over this process's share of `examples`, longest histories first (a batch holds users of
     similar length): `rows` are the batch's indices in `examples`, `batch` the `EvaluationCollator`'s tensors."""
@@ -142,11 +153,7 @@ def rank_score_matrix(scores, examples, top_k=20, exclude_history=True, trend_pr
     `rank_examples` adds a model's own."""
     ranked = []
     for rows, block, _ in score_matrix_batches(scores, examples, exclude_history, batch_size):
-        bias = None
-        if trend_prior is not None and examples.target_times is not None:
-            bias = trend_prior.bias(examples.target_times[rows])
-        if cooccurrence_prior is not None:
-            bias = cooccurrence_prior.bias(read_histories(examples, rows)) + (0.0 if bias is None else bias)
+        bias = priors_bias(examples, rows, trend_prior, cooccurrence_prior)
         if bias is not None:
             block += bias  # -inf (the history) stays -inf
         ranked.extend(block.topk(min(top_k, block.shape[1]), dim=1).indices.tolist())
@@ -195,9 +202,7 @@ def rank_examples(model, examples, accelerator=None, batch_size=256, top_k=20, m
             ranked.extend([i for s, i in zip(row_scores, row) if s > float("-inf")]
                           for row_scores, row in zip(scores.tolist(), indices.tolist()))
         else:
-            bias = None if trend is None else trend.bias(examples.target_times[rows])
-            if cooccurrence is not None:  # after the history the model reads
-                bias = cooccurrence.bias(read_histories(examples, rows, max_length)) + (0.0 if bias is None else bias)
+            bias = priors_bias(examples, rows, trend, cooccurrence, max_length)
             scores, gate = exact_scores(model, batch, device, exclude_history, domains, bias)
             ranked.extend(scores.topk(min(top_k, scores.shape[1]), dim=1).indices.cpu().tolist())
         targets.extend(batch["targets"].tolist())
