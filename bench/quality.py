@@ -71,6 +71,8 @@ CONFIGS = {
     "no-embedding-norm": ["--embedding_layer_norm", "false"],
     "loss-excludes-history": ["--loss_excludes_history", "true"],
     "hidden-128": ["--hidden_size", "128"],
+    "hidden-128-ffn-512": ["--hidden_size", "128", "--intermediate_size", "512"],
+    "mlp-adapter": ["--content_adapter", "mlp"],
     "group-chunks": ["--group_by", "chunks"],
     "group-chunks-excl": ["--group_by", "chunks", "--loss_excludes_history", "true", "--standardize_content", "false"],
     # id-only, with SASRec's blocks (RePlay's): absolute positions, no token norm, no output bias, FFN = hidden
@@ -137,6 +139,8 @@ DESCRIPTIONS = {
     "no-embedding-norm": "lsrec_hf default without the layer norm on item tokens",
     "loss-excludes-history": "lsrec_hf default, history items left out of the training softmax",
     "hidden-128": "lsrec_hf default with 128-wide tokens and layers",
+    "hidden-128-ffn-512": "lsrec_hf default with 128-wide tokens and layers and a 512-wide feed-forward block",
+    "mlp-adapter": "lsrec_hf default with a feed-forward block beside the text projection (content_adapter mlp)",
     "group-chunks": "lsrec_hf default, batches drawn at random within a number of chunks (not one exact length)",
     "group-chunks-excl": "lsrec_hf previous default, chunk-count batches and history items left out of the training softmax (the default of 2026-12-03 before standardized text)",
     "id-only-sasrec-blocks": "lsrec_hf id-only with SASRec's blocks (absolute positions, no token norm or bias, FFN 64, dropout 0.5)",

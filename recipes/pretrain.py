@@ -40,6 +40,7 @@ class ModelArguments:
     use_item_ids: bool | None = field(default=None, metadata={"help": "Learn an id embedding per item; unset: on for one data set, off for several (text-only items: what a new catalog can have)."})
     item_id_dropout: float = field(default=LSRecConfig.item_id_dropout, metadata={"help": "Training probability of leaving an item's id embedding out (its text alone): better cold items."})
     standardize_content: bool = field(default=LSRecConfig.standardize_content, metadata={"help": "Centre and scale each dimension of the text embeddings on the catalog's statistics before the projection."})
+    content_adapter: str = field(default=LSRecConfig.content_adapter, metadata={"help": "Text embedding to item token: one linear projection, or that plus a feed-forward block ('mlp').", "choices": ["linear", "mlp"]})
     use_output_bias: bool | None = field(default=None, metadata={"help": "Add a learned score offset per item; unset: on for one data set, off for several (per-item state does not transfer)."})
     absolute_positions: bool = field(default=LSRecConfig.absolute_positions, metadata={"help": "Add learned positions counted from the segment's end (SASRec's) to the relative position bias."})
     embedding_layer_norm: bool = field(default=LSRecConfig.embedding_layer_norm, metadata={"help": "Layer-normalise item tokens before the first layer."})

@@ -13,6 +13,7 @@ from lsrec_hf import LSRecConfig
     ({"hidden_size": 30, "num_attention_heads": 4}, "divisible"),
     ({"item_id_dropout": 1.5}, "item_id_dropout must be in"),
     ({"block_layout": "post-norm"}, "block_layout must be one of"),
+    ({"content_adapter": "moe"}, "content_adapter must be one of"),
 ])
 def test_config_rejects_bad_settings_by_name(bad, message):
     with pytest.raises(ValueError, match=message):

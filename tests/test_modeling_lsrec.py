@@ -432,6 +432,31 @@ def test_standardized_content_uses_the_catalog_statistics_fixed_when_set_and_sav
     assert torch.equal(loaded.model.embeddings.content_mean, content.mean(0))
 
 
+def test_mlp_content_adapter_adds_a_feed_forward_reading_of_the_text_to_the_projection(tmp_path):
+    model = make_model(content_adapter="mlp", standardize_content=True)
+    embeddings = model.model.embeddings
+    embeddings.set_content_embeddings(torch.randn(NUM_ITEMS, 8) * 3.0 + 1.0)
+    standardized = embeddings.standardized(embeddings.content_embeddings)
+    with torch.no_grad():
+        mlp = embeddings.text_mlp(standardized)
+        assert mlp.abs().max() > 0  # it contributes: the token is not the projection alone
+        expected = embeddings.text_proj(standardized) + mlp + embeddings.item_ids.weight
+        assert torch.allclose(embeddings.item_representations(), expected, atol=1e-5)
+        assert torch.allclose(embeddings.item_representations(torch.tensor([3, 5])), expected[[3, 5]], atol=1e-5)
+    # it trains with the rest: the next-item loss reaches its first layer
+    history = random_history()
+    labels = torch.randint(0, NUM_ITEMS, history.shape, generator=torch.Generator().manual_seed(0))
+    model.train()(history, labels=labels).loss.backward()
+    assert embeddings.text_mlp[0].weight.grad.abs().sum() > 0
+    # and travels with the checkpoint
+    model.eval().catalog = ItemCatalog([f"i{i}" for i in range(NUM_ITEMS)], [""] * NUM_ITEMS, [""] * NUM_ITEMS)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.content_adapter == "mlp" and LSRecConfig().content_adapter == "linear"
+    assert torch.allclose(loaded.score_next(history)[0], model.score_next(history)[0], atol=1e-6)
+    assert make_model().model.embeddings.text_mlp is None
+
+
 def test_a_checkpoint_from_before_standardized_content_loads_as_trained(tmp_path):
     model = make_model(standardize_content=False)
     model.catalog = ItemCatalog([f"i{i}" for i in range(NUM_ITEMS)], [""] * NUM_ITEMS, [""] * NUM_ITEMS)

@@ -9,6 +9,7 @@ OBJECTIVES = ("causal", "cloze")
 LOSSES = ("full", "sampled")
 NEGATIVE_SAMPLING = ("frequency", "mixed")
 BLOCK_LAYOUTS = ("pre-norm", "sasrec")
+CONTENT_ADAPTERS = ("linear", "mlp")
 
 
 class LSRecConfig(PreTrainedConfig):
@@ -31,6 +32,9 @@ class LSRecConfig(PreTrainedConfig):
             embeddings share a large common direction (mean cosine 0.2-0.3 between unrelated Amazon titles) and
             vary little per dimension; standardized, the text part of an item token starts as large as its
             differences from other items.
+        content_adapter (`str`, defaults to `"linear"`): how the (frozen) content embedding becomes part of an item
+            token: one linear projection (`"linear"`), or that projection plus a two-layer feed-forward block of
+            width `intermediate_size` beside it (`"mlp"`), which can read combinations of text dimensions.
         use_output_bias (`bool`, defaults to `True`): add a learned score offset per item (its popularity, roughly)
             to every user's scores.
         absolute_positions (`bool`, defaults to `False`): add a learned embedding of each event's position in its
@@ -91,6 +95,7 @@ class LSRecConfig(PreTrainedConfig):
     use_content: bool = True
     item_id_dropout: float = 0.0
     standardize_content: bool = True
+    content_adapter: str = "linear"
     use_output_bias: bool = True
     absolute_positions: bool = False
     embedding_layer_norm: bool = True
@@ -134,6 +139,8 @@ class LSRecConfig(PreTrainedConfig):
             (self.memory in MEMORY_MODES, f"memory must be one of {MEMORY_MODES}, got {self.memory!r}"),
             (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
             (self.block_layout in BLOCK_LAYOUTS, f"block_layout must be one of {BLOCK_LAYOUTS}, got {self.block_layout!r}"),
+            (self.content_adapter in CONTENT_ADAPTERS,
+             f"content_adapter must be one of {CONTENT_ADAPTERS}, got {self.content_adapter!r}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
             (self.negative_sampling in NEGATIVE_SAMPLING,
              f"negative_sampling must be one of {NEGATIVE_SAMPLING}, got {self.negative_sampling!r}"),

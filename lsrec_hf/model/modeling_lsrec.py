@@ -99,6 +99,12 @@ class LSRecItemEmbeddings(nn.Module):
             self.text_proj = nn.Linear(config.content_dim, config.hidden_size)
         else:
             self.text_proj = None
+        if config.use_content and config.content_adapter == "mlp":  # beside the projection, which it refines
+            self.text_mlp = nn.Sequential(nn.Linear(config.content_dim, config.intermediate_size),
+                                          ACT2FN[config.hidden_act], nn.Dropout(config.hidden_dropout_prob),
+                                          nn.Linear(config.intermediate_size, config.hidden_size))
+        else:
+            self.text_mlp = None
         # Side features: one table per feature, row 0 = unknown value, which stays zero (adds nothing).
         self.features = nn.ModuleList(nn.Embedding(len(values) + 1, config.hidden_size, padding_idx=0)
                                       for values in config.feature_vocab.values())
@@ -142,8 +148,14 @@ class LSRecItemEmbeddings(nn.Module):
                 reps = reps * keep[..., None].to(reps.dtype)
         if self.text_proj is not None:
             content = self.content_embeddings if item_indices is None else self.content_embeddings[item_indices]
-            reps = reps + self.text_proj(self.standardized(content).to(self.text_proj.weight.dtype))
+            reps = reps + self.content_tokens(content)
         return reps
+
+    def content_tokens(self, content):
+        """The text part of item tokens `[..., hidden]` for content embeddings `[..., content_dim]`."""
+        content = self.standardized(content).to(self.text_proj.weight.dtype)
+        tokens = self.text_proj(content)
+        return tokens if self.text_mlp is None else tokens + self.text_mlp(content)
 
     def standardized(self, content):
         """Content embeddings as the projection reads them: scaled by the catalog's statistics where configured."""
