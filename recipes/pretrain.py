@@ -27,8 +27,8 @@ import lsrec_hf
 from lsrec_hf.data import load_data
 from lsrec_hf.data.domains import DOMAIN
 from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, NEGATIVE_SAMPLING, OBJECTIVES, LSRecConfig
-from lsrec_hf.training.recipe_utils import (DataArguments, HubArguments, check_hub_repo, comma_separated_names, dataset_sources,
-                                   feature_vocabularies, load_dataset, make_splits, parse_recipe_args, run_recipe,
+from lsrec_hf.training.recipe_utils import (WIDE_FROM_EVENTS, WIDE_HIDDEN_SIZE, DataArguments, HubArguments, check_hub_repo,
+                                   comma_separated_names, dataset_sources, default_hidden_size, feature_vocabularies, load_dataset, make_splits, parse_recipe_args, run_recipe,
                                    setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
@@ -47,10 +47,10 @@ class ModelArguments:
     block_layout: str = field(default=LSRecConfig.block_layout, metadata={"help": "Transformer layers: 'pre-norm' or SASRec's ('sasrec').", "choices": ["pre-norm", "sasrec"]})
     memory: str = field(default=LSRecConfig.memory, metadata={"help": "Which interest the model reads.", "choices": list(MEMORY_MODES)})
     objective: str = field(default=LSRecConfig.objective, metadata={"help": "Next-item (causal) or masked-item (cloze) training.", "choices": list(OBJECTIVES)})
-    hidden_size: int = field(default=LSRecConfig.hidden_size, metadata={"help": "Width of every token and hidden state."})
+    hidden_size: int | None = field(default=None, metadata={"help": f"Width of every token and hidden state; unset: {LSRecConfig.hidden_size}, or {WIDE_HIDDEN_SIZE} for a log of {WIDE_FROM_EVENTS:,} events or more (lsrec_hf.training.recipe_utils.default_hidden_size)."})
     num_hidden_layers: int = field(default=LSRecConfig.num_hidden_layers, metadata={"help": "Transformer layers."})
     num_attention_heads: int = field(default=LSRecConfig.num_attention_heads, metadata={"help": "Attention heads per layer (must divide hidden_size)."})
-    intermediate_size: int = field(default=LSRecConfig.intermediate_size, metadata={"help": "Width of each layer's feed-forward block."})
+    intermediate_size: int | None = field(default=None, metadata={"help": "Width of each layer's feed-forward block; unset: 4 x hidden_size."})
     hidden_dropout_prob: float = field(default=LSRecConfig.hidden_dropout_prob, metadata={"help": "Dropout on embeddings and hidden states."})
     attention_probs_dropout_prob: float = field(default=LSRecConfig.attention_probs_dropout_prob, metadata={"help": "Dropout on attention weights."})
     segment_length: int = field(default=LSRecConfig.segment_length, metadata={"help": "Events in the short segment / each long-memory chunk."})
@@ -80,6 +80,12 @@ def main(argv=None):
             setattr(model_args, name, not several_domains)
     if several_domains and model_args.scenario_feature is None:
         model_args.scenario_feature = DOMAIN  # a domain token per event, and metrics per domain
+    if model_args.hidden_size is None:  # the width follows the log's size
+        model_args.hidden_size = default_hidden_size(len(data.interactions))
+        accelerator.print(f"{data.name}: {len(data.interactions):,} events, so {model_args.hidden_size}-wide tokens "
+                          f"(--hidden_size to choose)")
+    if model_args.intermediate_size is None:
+        model_args.intermediate_size = 4 * model_args.hidden_size
     if model_args.scenario_feature == "none":
         model_args.scenario_feature = None
     context_features = comma_separated_names(model_args.context_features)

@@ -241,6 +241,26 @@ def test_transformers_flag_names_and_the_separator_the_loader_advises_are_accept
     assert json.loads((tmp_path / "run" / "eval_results.json").read_text())["epochs_run"] == 1
 
 
+@pytest.mark.filterwarnings("ignore:.*appear only in the interactions")  # a table without an item file
+def test_the_width_follows_the_size_of_the_log_unless_given(pretrain, tmp_path, monkeypatch):
+    from lsrec_hf.training import recipe_utils
+
+    table = tiny_table(tmp_path / "events.csv")  # 72 events
+    unsized = [arg for flag, value in zip(TINY[::2], TINY[1::2]) if flag not in ("--hidden_size", "--intermediate_size")
+               for arg in (flag, value)]
+
+    def width_of(name, *flags):
+        pretrain.main(["--dataset", table, "--output_dir", str(tmp_path / name), "--num_epochs", "1", *unsized, *flags])
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        return config["hidden_size"], config["intermediate_size"]
+
+    assert width_of("small") == (64, 256)
+    monkeypatch.setattr(recipe_utils, "WIDE_FROM_EVENTS", 72)  # the tiny log now counts as a large one
+    assert width_of("large") == (128, 512)
+    assert width_of("given", "--hidden_size", "32") == (32, 128)
+    assert width_of("both_given", "--hidden_size", "32", "--intermediate_size", "48") == (32, 48)
+
+
 def test_an_unknown_flag_is_named_with_the_closest_one(pretrain, capsys):
     with pytest.raises(SystemExit):
         pretrain.main(["--epochs", "1", "--dataset", "no-such.csv"])

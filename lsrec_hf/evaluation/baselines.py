@@ -10,6 +10,7 @@ import torch
 from .rank import DEFAULT_K_VALUES
 from .metrics import compute_ranking_metrics
 from ..processing.sequences import item_counts
+from ..model.cooccurrence_prior import item_neighbors
 from ..model.trend_prior import DAY, TrendPrior
 
 
@@ -78,18 +79,9 @@ class ItemKNN:
     def __init__(self, train_sequences, num_items, neighbors=100, max_history=None):
         self.num_items = num_items
         self.max_history = max_history
-        rows = np.concatenate([np.full(len(np.unique(s)), u) for u, s in enumerate(train_sequences)])
-        cols = np.concatenate([np.unique(s) for s in train_sequences])
-        occurrence = torch.zeros(len(train_sequences), num_items)
-        occurrence[torch.as_tensor(rows), torch.as_tensor(cols)] = 1.0
-        co_counts = occurrence.T @ occurrence
-        norms = co_counts.diagonal().clamp(min=1.0).sqrt()
-        similarity = co_counts / norms[:, None] / norms[None, :]
-        similarity.fill_diagonal_(0.0)
-        if neighbors < num_items:
-            top = similarity.topk(neighbors, dim=1)
-            similarity = torch.zeros_like(similarity).scatter_(1, top.indices, top.values)
-        self.similarity = similarity
+        # the co-occurrence prior's neighbours, as a dense matrix (padding adds similarity 0)
+        indices, similarities = item_neighbors(train_sequences, num_items, min(neighbors, num_items))
+        self.similarity = torch.zeros(num_items, num_items).scatter_add_(1, indices, similarities)
 
     def scores(self, histories):
         profile = torch.zeros(len(histories), self.num_items)
