@@ -54,6 +54,13 @@ def test_a_card_with_priors_says_so_and_gives_the_metrics_of_the_model_alone():
     assert "trend prior" not in declined.text and "co-occurrence" not in declined.text
 
 
+def test_the_card_gives_the_size_of_the_model():
+    wide = LSRecConfig(num_items=20, hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4)
+    assert ("3 layers of 128-wide tokens, 4 attention heads and a\n512-wide feed-forward block"
+            in build_model_card(wide).text)
+    assert "2 layers of 64-wide tokens, 2 attention heads" in build_model_card(CONFIG).text
+
+
 def test_a_card_without_results_claims_no_quality():
     card = build_model_card(CONFIG)
     assert not card.data.eval_results and "NDCG" not in card.text

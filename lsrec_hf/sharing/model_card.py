@@ -30,7 +30,8 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None, bas
         model_name=model_name, repo_id=repo_id or model_name, text_encoder=config.text_encoder or "none",
         use_item_ids=config.use_item_ids, objective=config.objective, segment_length=config.segment_length,
         memory_length=config.memory_length, memory=config.memory, recipe=recipe, base_model=base_model,
-        adapter=adapter,
+        adapter=adapter, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
     )
     eval_results = None
     if results is not None:
