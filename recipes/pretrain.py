@@ -27,9 +27,10 @@ import lsrec_hf
 from lsrec_hf.data import load_data
 from lsrec_hf.data.domains import DOMAIN
 from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, NEGATIVE_SAMPLING, OBJECTIVES, LSRecConfig
-from lsrec_hf.training.recipe_utils import (WIDE_FROM_EVENTS, WIDE_HIDDEN_SIZE, DataArguments, HubArguments, check_hub_repo,
-                                   comma_separated_names, dataset_sources, default_hidden_size, feature_vocabularies, load_dataset, make_splits, parse_recipe_args, run_recipe,
-                                   setup_logging, test_and_save)
+from lsrec_hf.training.recipe_utils import (WIDE_FROM_EVENTS, WIDE_HIDDEN_SIZE, DataArguments, HubArguments,
+                                            check_hub_repo, comma_separated_names, dataset_sources,
+                                            default_hidden_size, feature_vocabularies, load_dataset, make_splits,
+                                            parse_recipe_args, run_recipe, setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
 
@@ -81,8 +82,9 @@ def main(argv=None):
     if several_domains and model_args.scenario_feature is None:
         model_args.scenario_feature = DOMAIN  # a domain token per event, and metrics per domain
     if model_args.hidden_size is None:  # the width follows the log's size
-        model_args.hidden_size = default_hidden_size(len(data.interactions))
-        accelerator.print(f"{data.name}: {len(data.interactions):,} events, so {model_args.hidden_size}-wide tokens "
+        num_events = len(data.interactions)
+        model_args.hidden_size = default_hidden_size(num_events)
+        accelerator.print(f"{data.name}: {num_events:,} events, so {model_args.hidden_size}-wide tokens "
                           f"(--hidden_size to choose)")
     if model_args.intermediate_size is None:
         model_args.intermediate_size = 4 * model_args.hidden_size
