@@ -83,3 +83,12 @@ def test_the_card_of_a_multi_domain_checkpoint_lists_its_domains_and_how_to_move
     assert "| amazon-beauty | 500 | 0.2100 | 0.0310 |" in card.text and "| steam | 400 | 0.2100 | 0.0520 |" in card.text
     assert 'catalog="path/to/new-domain"' in card.text and "--base_model me/lsrec-multi" in card.text
     assert "Pretraining domains" not in build_model_card(CONFIG, RESULTS).text
+
+
+def test_the_card_says_how_the_epoch_was_chosen():
+    assert "(best validation NDCG@10 at epoch 3)" in build_model_card(CONFIG, RESULTS).text
+    trained_on_validation = build_model_card(CONFIG, {**RESULTS, "validated": False, "best_epoch": 5,
+                                                      "protocol": "leave-one-out (no validation hold-out)"}).text
+    assert "(no validation event held out: the last epoch's weights)" in trained_on_validation
+    assert "leave-one-out (no validation hold-out) split" in trained_on_validation
+    assert "best validation" not in trained_on_validation

@@ -13,7 +13,7 @@ from transformers import AutoModel
 import lsrec_hf  # noqa: F401  (registers LSRec with the Auto classes)
 from conftest import ROOT, SMALL_MODEL, TINY, run, tiny_table
 from lsrec_hf.evaluation import evaluate_ranking
-from lsrec_hf.processing.sequences import build_user_sequences, leave_one_out
+from lsrec_hf.processing.sequences import NO_VALIDATION_PROTOCOL, build_user_sequences, leave_one_out
 from lsrec_hf.data import load_data
 
 RECIPE = os.path.join(ROOT, "recipes", "pretrain.py")
@@ -68,6 +68,29 @@ def test_ranking_with_the_history_kept_is_recorded_and_measured_that_way(ml100k_
     excluded = evaluate_ranking(model, splits.test)
     assert results["test"]["ndcg@20"] == pytest.approx(kept["ndcg@20"], abs=1e-9)
     assert kept["ndcg@20"] != pytest.approx(excluded["ndcg@20"], abs=1e-9)
+
+
+def test_without_a_validation_hold_out_every_epoch_runs_the_last_is_kept_and_no_prior_is_chosen(ml100k_slice,
+                                                                                                  tmp_path):
+    out = tmp_path / "no-validation"
+    stdout = run([sys.executable, RECIPE, "--dataset", ml100k_slice, "--output_dir", str(out), "--num_epochs", "3",
+                  "--patience", "1", "--text_encoder", "none", "--hold_out_validation", "false", *SMALL_MODEL])
+    assert "no validation users" in stdout and "last epoch 3" in stdout
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["protocol"] == NO_VALIDATION_PROTOCOL and results["validated"] is False
+    assert results["epochs_run"] == results["best_epoch"] == 3 and results["valid"] == {}
+    assert all(not key.startswith("valid_") for entry in results["history"] for key in entry)
+    assert results["trend_prior"] == results["cooccurrence_prior"] == {"chosen": False, "reason": "no validation users"}
+    assert not {"trend_prior.safetensors", "cooccurrence_prior.safetensors"} & set(os.listdir(out))
+    card = ModelCard.load(out / "README.md").text
+    assert "no validation event held out: the last epoch's weights" in card and NO_VALIDATION_PROTOCOL in card
+    # trained on each user's second-to-last event, tested on the same targets as with a validation hold-out
+    sequences = build_user_sequences(*_interactions_and_catalog(ml100k_slice))
+    trained_on, held_out = leave_one_out(sequences, validation=False), leave_one_out(sequences)
+    assert trained_on.test.user_ids == held_out.test.user_ids
+    assert sum(map(len, trained_on.train)) == sum(map(len, held_out.train)) + len(held_out.valid)
+    reloaded = evaluate_ranking(AutoModel.from_pretrained(out), held_out.test)
+    assert reloaded["ndcg@10"] == pytest.approx(results["test"]["ndcg@10"], abs=1e-9)
 
 
 def _interactions_and_catalog(directory):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from lsrec_hf import ItemCatalog
-from lsrec_hf.processing.sequences import build_user_sequences, item_counts, leave_one_out, temporal_split
+from lsrec_hf.processing.sequences import (NO_VALIDATION_PROTOCOL, build_user_sequences, item_counts, leave_one_out,
+                                          temporal_split)
 
 CATALOG = ItemCatalog(["a", "b", "c", "d", "e"], [""] * 5, ["item a", "item b", "item c", "item d", "item e"])
 
@@ -63,6 +64,18 @@ def test_leave_one_out_holds_out_last_two_events():
     assert splits.valid.target_times.tolist() == [3] and splits.test.target_times.tolist() == [4]
 
 
+def test_leave_one_out_without_validation_trains_on_the_second_to_last_event():
+    data = interactions([("u1", x, t) for t, x in enumerate("abcde")] + [("u2", "a", 1), ("u2", "b", 2), ("u3", "c", 1)])
+    sequences = build_user_sequences(data, CATALOG)
+    held_out, trained_on = leave_one_out(sequences), leave_one_out(sequences, validation=False)
+    assert [s.tolist() for s in trained_on.train] == [[0, 1, 2, 3], [0], [2]]  # u3 (1 event) trains only
+    assert len(trained_on.valid) == 0 and trained_on.protocol == NO_VALIDATION_PROTOCOL != held_out.protocol
+    # the test is the same either way: every user with a target after some history
+    assert trained_on.test.user_ids == ["u1", "u2"] and held_out.test.user_ids == ["u1"]
+    assert trained_on.test.targets.tolist() == [4, 1] and trained_on.test.histories[0].tolist() == [0, 1, 2, 3]
+    assert [t.tolist() for t in trained_on.train_times] == [[0, 1, 2, 3], [1], [1]]
+
+
 def test_temporal_split_never_trains_on_the_future():
     data = interactions([("u1", "a", 1), ("u1", "b", 2), ("u1", "c", 3), ("u1", "d", 4), ("u2", "e", 4), ("u2", "a", 5)])
     splits = temporal_split(build_user_sequences(data, CATALOG), valid_time=3, test_time=4)
@@ -75,3 +88,10 @@ def test_temporal_split_never_trains_on_the_future():
 
 def test_item_counts_cover_the_whole_catalog():
     assert item_counts([np.array([0, 0, 3])], 5).tolist() == [2, 0, 0, 1, 0]
+
+
+def test_a_temporal_split_without_validation_trains_up_to_the_test_period():
+    data = interactions([("u1", "a", 1), ("u1", "b", 2), ("u1", "c", 3), ("u1", "d", 4), ("u2", "e", 3), ("u2", "a", 5)])
+    splits = temporal_split(build_user_sequences(data, CATALOG), valid_time=4, test_time=4)
+    assert [s.tolist() for s in splits.train] == [[0, 1, 2], [4]] and len(splits.valid) == 0
+    assert splits.test.targets.tolist() == [3, 0] and splits.protocol == "temporal (no validation hold-out)"

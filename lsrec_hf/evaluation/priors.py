@@ -17,6 +17,9 @@ def choose_priors(model, splits, accelerator=None, batch_size=256, max_length=No
     for is None. Returns the two reports (None for one not asked for). Every process must call it."""
     model.trend_prior = model.cooccurrence_prior = None  # earlier ones counted another log's events
     trend = cooccurrence = None
+    if not len(splits.valid):  # a split that holds no validation event out: nothing to choose on, none kept
+        unchosen = {"chosen": False, "reason": "no validation users"}
+        return (dict(unchosen) if trend_prior else None), (dict(unchosen) if cooccurrence_prior else None)
     if trend_prior:
         model.trend_prior, trend = calibrate_trend_prior(model, splits, accelerator, batch_size, max_length,
                                                          exclude_history)

@@ -56,6 +56,9 @@ class Splits:
     train_times: list | None = None  # float64 arrays: the time of every training event, aligned with `train`
 
 
+# The protocol of a leave-one-out split that trains on the validation event (HSTU's on ML-1M).
+NO_VALIDATION_PROTOCOL = "leave-one-out (no validation hold-out)"
+
 # Rows read at a time: the raw log (text ids) is never whole in memory, only its integer codes are.
 GROUPING_BATCH_ROWS = 1_000_000
 
@@ -121,32 +124,39 @@ def build_user_sequences(interactions, catalog, features=None, batch_rows=GROUPI
     return UserSequences(user_ids=user_ids, items=item_groups, timestamps=time_groups, context=context)
 
 
-def leave_one_out(sequences):
+def leave_one_out(sequences, validation=True):
     """Last event of each user = test target, second-to-last = validation target, the rest = training.
 
     The validation history is the training part; the test history adds the validation event. Users with
     fewer than 3 events cannot give all three parts: their events are used for training only (counted, logged).
+
+    `validation=False` holds out no validation event: each user's second-to-last event is trained on, as HSTU's
+    ML-1M protocol does (`NO_VALIDATION_PROTOCOL`); the test is unchanged, and nothing can be chosen on validation.
     """
     parts = _SplitParts(sequences.context is not None)
+    held_out = 2 if validation else 1
     short_users = 0
     for user, events in _user_events(sequences):
-        if len(events) < 3:
+        if len(events) < held_out + 1:
             short_users += 1
             parts.add_train(events)
             continue
-        parts.add_train(events.head(len(events) - 2))
-        parts.add_eval("valid", user, events.head(len(events) - 2), events.at(len(events) - 2))
+        parts.add_train(events.head(len(events) - held_out))
+        if validation:
+            parts.add_eval("valid", user, events.head(len(events) - 2), events.at(len(events) - 2))
         parts.add_eval("test", user, events.head(len(events) - 1), events.at(len(events) - 1))
     if short_users:
-        logger.warning("leave-one-out: %d users with fewer than 3 events are used for training only", short_users)
-    if not parts.eval["valid"][0]:
-        raise DataError("leave-one-out: no user has 3 or more events, nothing to evaluate")
-    return parts.splits("leave-one-out")
+        logger.warning("leave-one-out: %d users with fewer than %d events are used for training only", short_users,
+                       held_out + 1)
+    if not parts.eval["test"][0]:
+        raise DataError(f"leave-one-out: no user has {held_out + 1} or more events, nothing to evaluate")
+    return parts.splits("leave-one-out" if validation else NO_VALIDATION_PROTOCOL)
 
 
 def temporal_split(sequences, valid_time, test_time):
     """A global temporal split: train on events before `valid_time`; validate on each user's first event in
-    [valid_time, test_time) given everything before it; test on the first event at or after `test_time`."""
+    [valid_time, test_time) given everything before it; test on the first event at or after `test_time`.
+    `valid_time == test_time` holds out no validation period (nothing to validate on)."""
     if valid_time > test_time:
         raise DataError(f"temporal split: valid_time ({valid_time}) must not be after test_time ({test_time})")
     parts = _SplitParts(sequences.context is not None)
@@ -161,7 +171,7 @@ def temporal_split(sequences, valid_time, test_time):
             parts.add_eval("test", user, events.head(n_before_test), events.at(n_before_test))
     if not parts.eval["test"][0]:
         raise DataError(f"temporal split: no user has events both before and after test_time={test_time}")
-    return parts.splits("temporal")
+    return parts.splits("temporal" if valid_time < test_time else "temporal (no validation hold-out)")
 
 
 @dataclass

@@ -124,7 +124,8 @@ def domain_balanced_weights(model, sequences, args):
 def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values=DEFAULT_K_VALUES):
     """Train `model` on `splits.train`, early-stop on `splits.valid`, return the best model's test metrics.
 
-    The best weights (by validation `selection_metric`) are restored at the end.
+    The best weights (by validation `selection_metric`) are restored at the end. With no validation users (a split
+    that holds none out) every epoch runs and the last one's weights are kept.
     """
     config = model.config
     checkpoint_dir = os.path.join(args.output_dir, "checkpoints")
@@ -173,6 +174,10 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
         accelerator.print(f"--resume: no complete checkpoint in {checkpoint_dir}, starting from scratch")
 
     unwrapped = accelerator.unwrap_model(model)
+    validating = len(splits.valid) > 0
+    if not validating:
+        accelerator.print(f"no validation users ({splits.protocol} split): all {args.num_epochs} epochs run, the last "
+                          "one's weights are kept")
     while state.epoch < args.num_epochs and state.evaluations_without_improvement < args.patience:
         epoch_start = time.perf_counter()
         sampler.set_epoch(state.epoch)
@@ -210,21 +215,24 @@ def train(model, splits, args, accelerator, selection_metric="ndcg@10", k_values
 
         if state.epoch % args.eval_every and state.epoch < args.num_epochs:
             continue
-        metrics = evaluate_ranking(unwrapped, splits.valid, accelerator, args.eval_batch_size, k_values,
-                                   args.max_history_length, description="validating",
-                                   exclude_history=args.exclude_history)
         train_loss = total_loss / max(total_steps, 1)
+        if validating:
+            metrics = evaluate_ranking(unwrapped, splits.valid, accelerator, args.eval_batch_size, k_values,
+                                       args.max_history_length, description="validating",
+                                       exclude_history=args.exclude_history)
+            improved = metrics[selection_metric] > state.best_metric
+        else:  # nothing to choose on: the latest weights are the ones kept
+            metrics, improved = {}, True
         state.history.append({"epoch": state.epoch, "train_loss": train_loss, "train_seconds": state.train_seconds,
                               **{f"valid_{k}": v for k, v in metrics.items()}})
-        improved = metrics[selection_metric] > state.best_metric
         if improved:
-            state.best_metric, state.best_epoch = metrics[selection_metric], state.epoch
+            state.best_metric, state.best_epoch = metrics.get(selection_metric, state.best_metric), state.epoch
             state.evaluations_without_improvement = 0
         else:
             state.evaluations_without_improvement += 1
-        accelerator.print(f"epoch {state.epoch}: loss {train_loss:.4f}  valid {selection_metric} "
-                          f"{metrics[selection_metric]:.4f}  best {state.best_metric:.4f} (epoch {state.best_epoch})"
-                          f"  {state.train_seconds:.0f}s")
+        validation = (f"valid {selection_metric} {metrics[selection_metric]:.4f}  best {state.best_metric:.4f} "
+                      f"(epoch {state.best_epoch})" if validating else "no validation")
+        accelerator.print(f"epoch {state.epoch}: loss {train_loss:.4f}  {validation}  {state.train_seconds:.0f}s")
         if improved and accelerator.is_main_process:
             _save_best(unwrapped, best_dir)
         accelerator.wait_for_everyone()

@@ -31,6 +31,7 @@ class DataArguments:
     max_users: int | None = field(default=None, metadata={"help": "Keep a random sample of this many users of each data set, with all their events (seed 0: the same sample for every --seed)."})
     data_dir: str | None = field(default=None, metadata={"help": "Directory of already-extracted data files."})
     split: str = field(default="leave-one-out", metadata={"help": "Evaluation split.", "choices": ["leave-one-out", "temporal"]})
+    hold_out_validation: bool = field(default=True, metadata={"help": "Hold out a validation event per user (leave-one-out: the second-to-last; temporal: the period before the test's) for early stopping and the priors' choice. false trains on it, keeps the last epoch and chooses no prior: HSTU's ML-1M protocol, for comparing with figures measured that way. The test is the same either way."})
     text_template: str | None = field(default=None, metadata={"help": "Item text template, e.g. '{title} ({year}). Genres: {genres}.'"})
     column_map: str | None = field(default=None, metadata={"help": 'For a table: JSON {"user_id": "uid", "item_id": "movie", "timestamp": "ts"}.'})
     items: str | None = field(default=None, metadata={"help": "For a table: an items file (id, title, genres, text...)."})
@@ -175,9 +176,12 @@ def make_splits(data, data_args, accelerator, catalog=None, config=None):
     catalog = catalog or data.catalog
     sequences = build_user_sequences(data.interactions, catalog, model_event_features(data, config))
     if data_args.split == "leave-one-out":
-        splits = leave_one_out(sequences)
+        splits = leave_one_out(sequences, validation=data_args.hold_out_validation)
     else:
-        splits = temporal_split(sequences, *temporal_cutoffs(sequences))
+        valid_time, test_time = temporal_cutoffs(sequences)
+        if not data_args.hold_out_validation:  # the validation period becomes training
+            valid_time = test_time
+        splits = temporal_split(sequences, valid_time, test_time)
     accelerator.print(f"{data.name}: {len(sequences)} users, {len(catalog)} items, "
                       f"{sequences.num_events} events; {splits.protocol} split, "
                       f"{len(splits.test)} test users, {accelerator.num_processes} process(es)")
@@ -220,7 +224,7 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
         "dataset": data.name, "protocol": splits.protocol, "ranking": ranking_name(train_args.exclude_history),
         "exclude_history": train_args.exclude_history,
         "num_users": len(sequences), "num_items": num_items, "num_test_users": len(splits.test),
-        "best_epoch": state.best_epoch, "epochs_run": state.epoch, "train_seconds": state.train_seconds,
+        "validated": len(splits.valid) > 0, "best_epoch": state.best_epoch, "epochs_run": state.epoch, "train_seconds": state.train_seconds,
         "num_processes": accelerator.num_processes, "seed": train_args.seed, "learning_rate": train_args.learning_rate,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "test": test, "valid": {k[len("valid_"):]: v for k, v in valid_best.items() if k.startswith("valid_")},
@@ -242,7 +246,8 @@ def test_and_save(model, state, data, sequences, splits, train_args, hub_args, a
                      base_model=base_model, adapter=hasattr(model, "peft_config"),
                      recipe=recipe).save(os.path.join(train_args.output_dir, "README.md"))
     print(f"\n{data.name}, {splits.protocol}, {ranking_name(train_args.exclude_history)} ({num_items} items, "
-          f"{len(splits.test)} test users), best epoch {state.best_epoch}, {state.train_seconds:.0f}s training\n")
+          f"{len(splits.test)} test users), {'best' if len(splits.valid) else 'last'} epoch {state.best_epoch}, "
+          f"{state.train_seconds:.0f}s training\n")
     print(format_metrics_table(test))
     if model.trend_prior is not None:
         print(f"\nwith the trend prior: {trend['weight']:g} x log(1 + events in the {trend['window_days']:g} days before) "
