@@ -51,7 +51,8 @@ def last_events_removed(model, examples, events, batch_size=256):
 
 def score_checkpoint(folder, dataset, events, batch_size):
     model = AutoModel.from_pretrained(folder).eval()
-    trained = json.load(open(os.path.join(folder, "eval_results.json"), encoding="utf-8"))
+    with open(os.path.join(folder, "eval_results.json"), encoding="utf-8") as f:
+        trained = json.load(f)
     data = load_data(dataset)
     split = argparse.Namespace(split="leave-one-out", hold_out_validation=trained.get("validated", True))
     _, splits = make_splits(data, split, Accelerator(), catalog=model.catalog, config=model.config)

@@ -56,8 +56,9 @@ class Splits:
     train_times: list | None = None  # float64 arrays: the time of every training event, aligned with `train`
 
 
-# The protocol of a leave-one-out split that trains on the validation event (HSTU's on ML-1M).
-NO_VALIDATION_PROTOCOL = "leave-one-out (no validation hold-out)"
+# How a split that holds no validation event out names itself (leave-one-out that way is HSTU's on ML-1M).
+NO_VALIDATION = " (no validation hold-out)"
+NO_VALIDATION_PROTOCOL = "leave-one-out" + NO_VALIDATION
 
 # Rows read at a time: the raw log (text ids) is never whole in memory, only its integer codes are.
 GROUPING_BATCH_ROWS = 1_000_000
@@ -171,7 +172,7 @@ def temporal_split(sequences, valid_time, test_time):
             parts.add_eval("test", user, events.head(n_before_test), events.at(n_before_test))
     if not parts.eval["test"][0]:
         raise DataError(f"temporal split: no user has events both before and after test_time={test_time}")
-    return parts.splits("temporal" if valid_time < test_time else "temporal (no validation hold-out)")
+    return parts.splits("temporal" if valid_time < test_time else "temporal" + NO_VALIDATION)
 
 
 @dataclass

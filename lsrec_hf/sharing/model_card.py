@@ -53,7 +53,8 @@ def build_model_card(config, results=None, model_name="lsrec", repo_id=None, bas
         description.update({key: results[key] for key in ("num_items", "num_users", "num_test_users", "protocol",
                                                            "epochs_run", "best_epoch")},
                            dataset_name=results["dataset"],
-                           selection=(f"best validation NDCG@10 at epoch {results['best_epoch']}" if results.get("validated", True)
+                           selection=(f"best validation NDCG@10 at epoch {results['best_epoch']}"
+                                      if results.get("validated", True)
                                       else "no validation event held out: the last epoch's weights"),
                            history_rule=("items in the user's input history excluded from the ranking"
                                          if results.get("exclude_history", True) else
