@@ -373,6 +373,7 @@ def train_and_test(args, result, out, work_dir, splits, num_items, resume_from=N
     paths = write_split_parquets(work_dir, train, valid, test)
     schema, module, optimizer = build_model(num_items, args)
     result["hyperparameters"]["adam_betas"] = list(optimizer.betas)
+    result["n_params"] = int(sum(p.numel() for p in module.parameters()))
     datamodule = build_datamodule(paths, num_items, schema, args, max(len(h) for h, _ in valid + test))
     # RePlay's own metric callback does full-ranking HR/NDCG/MRR; its SeenItemsFilter masks the full
     # history read from `seen_ids` (item ids outside [0, num_items), i.e. padding, are ignored)

@@ -1,21 +1,27 @@
-"""Training speed beside RecBole SASRec at equal size, and top-10 inference latency on 1.7k and 100k catalogs.
+"""Training speed beside RePlay's and RecBole's SASRec at equal size, and top-10 inference latency on the data
+set's catalog and on a 100k one.
 
     python bench/speed.py --recbole_python .venv-recbole/bin/python --threads 2
-    python bench/speed.py --skip_recbole --device cuda         # our figures only, on a GPU
+    python bench/speed.py --dataset ../shared/data/ml-1m --skip_recbole --threads 1 --lsrec_epochs 2 --replay_epochs 2
+    python bench/speed.py --skip_recbole --skip_replay --device cuda         # our figures only, on a GPU
 
-Training (same data, same size: hidden 64, 2 layers, 2 heads, feed-forward 256, 50 events per sequence):
+Training (same data, same size: lsrec_hf's width for the data set, 2 layers, 2 heads, 50 events per sequence):
+  * RePlay 0.22 SASRec through `bench/replay_peer.py` (its data module, model, loss and Lightning trainer),
+    `--replay_epochs` epochs in RePlay's environment, given lsrec_hf's hidden size (its feed-forward block is as
+    wide as its hidden size, RePlay's default); it trains on the last 50 events of each user, every position a
+    target;
   * RecBole 1.2.1 SASRec through `bench/recbole_peer.py` (its own data pipeline and trainer), `--recbole_epochs`
     epochs in RecBole's environment; RecBole trains on every prefix of every user (97k sequences of up to 50
-    events, one target each);
+    events, one target each); its script reads only RecBole's own copy of MovieLens-100K, so it runs only there;
   * lsrec_hf through `recipes/pretrain.py --num_epochs N` (its own trainer); it reads each user once per epoch,
     in segments of 50 events with every position a target, plus an XL memory of 50 states.
 Epoch time = one pass over the training data, validation excluded, both sides under the same thread count.
 Throughput is given both as sequences/s (a 50-event window) and as training targets/s.
 
 Inference: median latency of top-10 (score every item, exclude the history, top-k) for 1 user and for a batch of
-256 users with real ML-100K test histories, on the real 1,682-item catalog and on a synthetic 100,000-item one
-(random content embeddings; cost does not depend on the weights).
-Prints markdown tables, writes bench/results/speed.json.
+256 users with real test histories, on the data set's real catalog and on a synthetic 100,000-item one (random
+content embeddings; cost does not depend on the weights).
+Prints markdown tables, writes bench/results/speed.json (speed_<data set>.json for another data set).
 """
 
 import argparse
@@ -59,10 +65,36 @@ def recbole_epoch(python, epochs, threads, seed):
                                                          "MAX_ITEM_LIST_LENGTH", "train_batch_size")}}
 
 
-def lsrec_epoch(epochs, threads, seed, splits):
+def replay_epoch(python, epochs, threads, seed, dataset, hidden, max_length, splits):
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, os.path.join(ROOT, "recipes", "pretrain.py"), "--output_dir", tmp,
-                   "--num_epochs", str(epochs), "--seed", str(seed)]
+        sequences, out = os.path.join(tmp, "sequences.parquet"), os.path.join(tmp, "replay.json")
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "export_sequences.py"), "--dataset", dataset,
+                        "--out", sequences], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        # patience above the epoch count: every epoch asked for runs
+        command = [python, os.path.join(ROOT, "bench", "replay_peer.py"), "--sequences", sequences,
+                   "--seed", str(seed), "--threads", str(threads or 1), "--hidden", str(hidden),
+                   "--max_length", str(max_length), "--max_epochs", str(epochs), "--patience", str(epochs + 1),
+                   "--out", out]
+        print(f"[speed] RePlay: {' '.join(command)}", flush=True)
+        subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out, encoding="utf-8") as f:
+            run = json.load(f)
+    epoch_seconds = [row["epoch_train_seconds"] for row in run["curve"]]
+    # what one epoch reads: the last max_length + 1 events of each training sequence, every position a target
+    lengths = [min(len(s) - 1, max_length) for s in splits.train if len(s) >= 2]
+    return {"epoch_seconds": epoch_seconds, "mean_epoch_seconds": statistics.fmean(epoch_seconds),
+            "sequences_per_epoch": len(lengths), "targets_per_epoch": int(sum(lengths)), "n_params": run["n_params"],
+            "config": {"hidden": hidden, "layers": run["hyperparameters"]["layers"],
+                       "heads": run["hyperparameters"]["heads"], "max_length": max_length,
+                       "batch_size": run["hyperparameters"]["batch_size"]}}
+
+
+def lsrec_epoch(epochs, threads, seed, splits, dataset):
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, os.path.join(ROOT, "recipes", "pretrain.py"), "--dataset", dataset,
+                   "--output_dir", tmp, "--num_epochs", str(epochs), "--seed", str(seed),
+                   # only the training passes are timed: no prior is chosen after them
+                   "--trend_prior", "false", "--cooccurrence_prior", "false"]
         env = {**os.environ, "TQDM_DISABLE": "1", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
         print(f"[speed] lsrec_hf: {' '.join(command)}", flush=True)
         subprocess.run(command, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -76,7 +108,9 @@ def lsrec_epoch(epochs, threads, seed, splits):
     segment = model.config.segment_length
     return {"epoch_seconds": epoch_seconds, "mean_epoch_seconds": statistics.fmean(epoch_seconds),
             "sequences_per_epoch": int(sum(-(-n // segment) for n in lengths)), "targets_per_epoch": int(sum(lengths)),
-            "n_params": int(sum(p.numel() for p in model.parameters()))}
+            "n_params": int(sum(p.numel() for p in model.parameters())),
+            "config": {"hidden": model.config.hidden_size, "layers": model.config.num_hidden_layers,
+                       "heads": model.config.num_attention_heads, "segment_length": segment}}
 
 
 def latency(model, histories, device, repeats):
@@ -99,18 +133,19 @@ def latency(model, histories, device, repeats):
     return statistics.median(times)
 
 
-def inference_rows(splits, device, repeats, seed):
+def inference_rows(splits, catalog_size, hidden, device, repeats, seed):
     rng = np.random.default_rng(seed)
     users = rng.choice(len(splits.test), size=256, replace=False)
     rows = []
-    for num_items in (1682, 100_000):
+    for num_items in (catalog_size, 100_000):
         torch.manual_seed(seed)
-        config = lsrec_hf.LSRecConfig(num_items=num_items, content_dim=384)
+        config = lsrec_hf.LSRecConfig(num_items=num_items, content_dim=384, hidden_size=hidden,
+                                      intermediate_size=4 * hidden)
         model = lsrec_hf.LSRecForSequentialRecommendation(config).to(device).eval()
         model.model.embeddings.set_content_embeddings(torch.randn(num_items, 384))
         # real histories; on the synthetic catalog the same lengths with random items
         histories = [splits.test.histories[u] for u in users]
-        if num_items != 1682:
+        if num_items != catalog_size:
             histories = [rng.integers(0, num_items, len(h)) for h in histories]
         for batch in (1, 256):
             seconds = latency(model, histories[:batch], device, repeats)
@@ -123,6 +158,12 @@ def inference_rows(splits, device, repeats, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="ml-100k",
+                        help="'ml-100k' (the offline copy) or a folder/file that lsrec_hf.data.load_data reads")
+    parser.add_argument("--replay_python", default=".venv-replay/bin/python")
+    parser.add_argument("--skip_replay", action="store_true")
+    parser.add_argument("--replay_epochs", type=int, default=3)
+    parser.add_argument("--replay_max_length", type=int, default=50, help="events RePlay's SASRec reads")
     parser.add_argument("--recbole_python", default=".venv-recbole/bin/python")
     parser.add_argument("--skip_recbole", action="store_true")
     parser.add_argument("--recbole_epochs", type=int, default=1)
@@ -131,18 +172,32 @@ def main():
     parser.add_argument("--device", default="cpu", help="inference device (training goes where accelerate puts it)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", default="bench/results/speed.json")
+    parser.add_argument("--out", default=None, help="default bench/results/speed.json, or speed_<data set>.json")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    name = os.path.basename(os.path.normpath(args.dataset))
+    out = args.out or ("bench/results/speed.json" if name == "ml-100k" else f"bench/results/speed_{name}.json")
+    if name != "ml-100k" and not args.skip_recbole:
+        parser.error("RecBole's script reads only its own MovieLens-100K: add --skip_recbole for another data set")
+    for flag, python, skip in (("--replay_python", args.replay_python, args.skip_replay),
+                               ("--recbole_python", args.recbole_python, args.skip_recbole)):
+        if not skip and not os.path.exists(python):
+            parser.error(f"{flag} {python}: no such interpreter (see bench/README.md for the peer's venv, "
+                         f"or skip the peer)")
 
-    data = load_data("ml-100k")
+    data = load_data(args.dataset)
     splits = leave_one_out(build_user_sequences(data.interactions, data.catalog))
 
-    training = {"lsrec_hf": lsrec_epoch(args.lsrec_epochs, args.threads, args.seed, splits)}
+    ours = lsrec_epoch(args.lsrec_epochs, args.threads, args.seed, splits, args.dataset)
+    training = {"lsrec_hf": ours}
+    if not args.skip_replay:
+        training["RePlay SASRec"] = replay_epoch(args.replay_python, args.replay_epochs, args.threads, args.seed,
+                                                 args.dataset, ours["config"]["hidden"], args.replay_max_length,
+                                                 splits)
     if not args.skip_recbole:
         training["RecBole SASRec"] = recbole_epoch(args.recbole_python, args.recbole_epochs, args.threads, args.seed)
-    inference = inference_rows(splits, args.device, args.repeats, args.seed)
+    inference = inference_rows(splits, len(data.catalog), ours["config"]["hidden"], args.device, args.repeats, args.seed)
 
     print("\n| trainer | params | epoch s | sequences/epoch | sequences/s | targets/epoch | targets/s |\n"
           "|---|---|---|---|---|---|---|")
@@ -151,15 +206,17 @@ def main():
         t["targets_per_s"] = t["targets_per_epoch"] / t["mean_epoch_seconds"]
         print(f"| {name} | {t['n_params']:,} | {t['mean_epoch_seconds']:.1f} | {t['sequences_per_epoch']:,} | "
               f"{t['sequences_per_s']:,.0f} | {t['targets_per_epoch']:,} | {t['targets_per_s']:,.0f} |")
-    ratio = None
-    if "RecBole SASRec" in training:
-        ratio = training["lsrec_hf"]["mean_epoch_seconds"] / training["RecBole SASRec"]["mean_epoch_seconds"]
-        print(f"\nepoch time, lsrec_hf / RecBole SASRec: {ratio:.3f} (target <= 1.0)")
+    ratios = {}
+    for peer in ("RePlay SASRec", "RecBole SASRec"):
+        if peer in training:
+            ratios[peer] = ours["mean_epoch_seconds"] / training[peer]["mean_epoch_seconds"]
+            print(f"\nepoch time, lsrec_hf / {peer}: {ratios[peer]:.3f}")
     print("\n| catalog | users per call | median ms | users/s |\n|---|---|---|---|")
     for row in inference:
         print(f"| {row['num_items']:,} | {row['batch_users']} | {row['median_ms']:.1f} | {row['users_per_s']:,.0f} |")
-    write_result(args.out, {"seed": args.seed, "device": args.device, "training": training, "inference": inference,
-                            "epoch_time_ratio_lsrec_vs_recbole": ratio})
+    write_result(out, {"dataset": name, "seed": args.seed, "device": args.device, "training": training,
+                       "inference": inference, "epoch_time_ratio_lsrec_vs_recbole": ratios.get("RecBole SASRec"),
+                       "epoch_time_ratio_lsrec_vs_replay": ratios.get("RePlay SASRec")})
 
 
 if __name__ == "__main__":
