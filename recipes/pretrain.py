@@ -27,9 +27,10 @@ import lsrec_hf
 from lsrec_hf.data import load_data
 from lsrec_hf.data.domains import DOMAIN
 from lsrec_hf.model.configuration_lsrec import LOSSES, MEMORY_MODES, NEGATIVE_SAMPLING, OBJECTIVES, LSRecConfig
-from lsrec_hf.training.recipe_utils import (WIDE_FROM_EVENTS, WIDE_HIDDEN_SIZE, DataArguments, HubArguments,
-                                            check_hub_repo, comma_separated_names, dataset_sources,
-                                            default_hidden_size, feature_vocabularies, load_dataset, make_splits,
+from lsrec_hf.training.recipe_utils import (WIDE_DROPOUT, WIDE_FROM_EVENTS, WIDE_HIDDEN_SIZE, DataArguments,
+                                            HubArguments, check_hub_repo, comma_separated_names, dataset_sources,
+                                            default_dropout, default_hidden_size, feature_vocabularies,
+                                            load_dataset, make_splits,
                                             parse_recipe_args, run_recipe, setup_logging, test_and_save)
 from lsrec_hf.text import DEFAULT_TEXT_ENCODER, encode_texts
 from lsrec_hf.training import TrainingArguments, train
@@ -52,8 +53,8 @@ class ModelArguments:
     num_hidden_layers: int = field(default=LSRecConfig.num_hidden_layers, metadata={"help": "Transformer layers."})
     num_attention_heads: int = field(default=LSRecConfig.num_attention_heads, metadata={"help": "Attention heads per layer (must divide hidden_size)."})
     intermediate_size: int | None = field(default=None, metadata={"help": "Width of each layer's feed-forward block; unset: 4 x hidden_size."})
-    hidden_dropout_prob: float = field(default=LSRecConfig.hidden_dropout_prob, metadata={"help": "Dropout on embeddings and hidden states."})
-    attention_probs_dropout_prob: float = field(default=LSRecConfig.attention_probs_dropout_prob, metadata={"help": "Dropout on attention weights."})
+    hidden_dropout_prob: float | None = field(default=None, metadata={"help": f"Dropout on embeddings and hidden states; unset: {LSRecConfig.hidden_dropout_prob}, or {WIDE_DROPOUT} for a log of {WIDE_FROM_EVENTS:,} events or more (lsrec_hf.training.recipe_utils.default_dropout)."})
+    attention_probs_dropout_prob: float | None = field(default=None, metadata={"help": "Dropout on attention weights; unset: as hidden_dropout_prob's default."})
     segment_length: int = field(default=LSRecConfig.segment_length, metadata={"help": "Events in the short segment / each long-memory chunk."})
     memory_length: int = field(default=LSRecConfig.memory_length, metadata={"help": "Cached states per layer (XL memory)."})
     loss_excludes_history: bool | None = field(default=LSRecConfig.loss_excludes_history, metadata={"help": "Leave each user's history items out of the training softmax (causal, full loss), as evaluation leaves them out of the ranking; unset: on wherever it applies."})
@@ -81,11 +82,14 @@ def main(argv=None):
             setattr(model_args, name, not several_domains)
     if several_domains and model_args.scenario_feature is None:
         model_args.scenario_feature = DOMAIN  # a domain token per event, and metrics per domain
+    num_events = len(data.interactions)
     if model_args.hidden_size is None:  # the width follows the log's size
-        num_events = len(data.interactions)
         model_args.hidden_size = default_hidden_size(num_events)
         accelerator.print(f"{data.name}: {num_events:,} events, so {model_args.hidden_size}-wide tokens "
                           f"(--hidden_size to choose)")
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):  # and so does the dropout
+        if getattr(model_args, name) is None:
+            setattr(model_args, name, default_dropout(num_events))
     if model_args.intermediate_size is None:
         model_args.intermediate_size = 4 * model_args.hidden_size
     if model_args.scenario_feature == "none":

@@ -265,23 +265,25 @@ def test_transformers_flag_names_and_the_separator_the_loader_advises_are_accept
 
 
 @pytest.mark.filterwarnings("ignore:.*appear only in the interactions")  # a table without an item file
-def test_the_width_follows_the_size_of_the_log_unless_given(pretrain, tmp_path, monkeypatch):
+def test_the_width_and_dropout_follow_the_size_of_the_log_unless_given(pretrain, tmp_path, monkeypatch):
     from lsrec_hf.training import recipe_utils
 
     table = tiny_table(tmp_path / "events.csv")  # 72 events
     unsized = [arg for flag, value in zip(TINY[::2], TINY[1::2]) if flag not in ("--hidden_size", "--intermediate_size")
                for arg in (flag, value)]
 
-    def width_of(name, *flags):
+    def size_of(name, *flags):
         pretrain.main(["--dataset", table, "--output_dir", str(tmp_path / name), "--num_epochs", "1", *unsized, *flags])
         config = json.loads((tmp_path / name / "config.json").read_text())
-        return config["hidden_size"], config["intermediate_size"]
+        return (config["hidden_size"], config["intermediate_size"], config["hidden_dropout_prob"],
+                config["attention_probs_dropout_prob"])
 
-    assert width_of("small") == (64, 256)
+    assert size_of("small") == (64, 256, 0.3, 0.3)
     monkeypatch.setattr(recipe_utils, "WIDE_FROM_EVENTS", 72)  # the tiny log now counts as a large one
-    assert width_of("large") == (128, 512)
-    assert width_of("given", "--hidden_size", "32") == (32, 128)
-    assert width_of("both_given", "--hidden_size", "32", "--intermediate_size", "48") == (32, 48)
+    assert size_of("large") == (128, 512, 0.2, 0.2)
+    assert size_of("given", "--hidden_size", "32", "--hidden_dropout_prob", "0.1") == (32, 128, 0.1, 0.2)
+    assert size_of("both_given", "--hidden_size", "32", "--intermediate_size", "48",
+                   "--attention_probs_dropout_prob", "0.05") == (32, 48, 0.2, 0.05)
 
 
 def test_an_unknown_flag_is_named_with_the_closest_one(pretrain, capsys):
