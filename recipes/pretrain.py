@@ -87,9 +87,13 @@ def main(argv=None):
         model_args.hidden_size = default_hidden_size(num_events)
         accelerator.print(f"{data.name}: {num_events:,} events, so {model_args.hidden_size}-wide tokens "
                           f"(--hidden_size to choose)")
-    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):  # and so does the dropout
-        if getattr(model_args, name) is None:
-            setattr(model_args, name, default_dropout(num_events))
+    unset = [name for name in ("hidden_dropout_prob", "attention_probs_dropout_prob")
+             if getattr(model_args, name) is None]
+    for name in unset:  # and so does the dropout
+        setattr(model_args, name, default_dropout(num_events))
+    if unset:
+        accelerator.print(f"{data.name}: {num_events:,} events, so dropout {default_dropout(num_events)} "
+                          f"({', '.join('--' + name for name in unset)} to choose)")
     if model_args.intermediate_size is None:
         model_args.intermediate_size = 4 * model_args.hidden_size
     if model_args.scenario_feature == "none":

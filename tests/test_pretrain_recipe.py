@@ -265,7 +265,7 @@ def test_transformers_flag_names_and_the_separator_the_loader_advises_are_accept
 
 
 @pytest.mark.filterwarnings("ignore:.*appear only in the interactions")  # a table without an item file
-def test_the_width_and_dropout_follow_the_size_of_the_log_unless_given(pretrain, tmp_path, monkeypatch):
+def test_the_width_and_dropout_follow_the_size_of_the_log_unless_given(pretrain, tmp_path, monkeypatch, capsys):
     from lsrec_hf.training import recipe_utils
 
     table = tiny_table(tmp_path / "events.csv")  # 72 events
@@ -281,7 +281,10 @@ def test_the_width_and_dropout_follow_the_size_of_the_log_unless_given(pretrain,
     assert size_of("small") == (64, 256, 0.3, 0.3)
     monkeypatch.setattr(recipe_utils, "WIDE_FROM_EVENTS", 72)  # the tiny log now counts as a large one
     assert size_of("large") == (128, 512, 0.2, 0.2)
+    assert ("72 events, so dropout 0.2 (--hidden_dropout_prob, --attention_probs_dropout_prob to choose)"
+            in capsys.readouterr().out)
     assert size_of("given", "--hidden_size", "32", "--hidden_dropout_prob", "0.1") == (32, 128, 0.1, 0.2)
+    assert "so dropout 0.2 (--attention_probs_dropout_prob to choose)" in capsys.readouterr().out
     assert size_of("both_given", "--hidden_size", "32", "--intermediate_size", "48",
                    "--attention_probs_dropout_prob", "0.05") == (32, 48, 0.2, 0.05)
 
