@@ -176,9 +176,10 @@ def main():
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    name = os.path.basename(os.path.normpath(args.dataset))
-    out = args.out or ("bench/results/speed.json" if name == "ml-100k" else f"bench/results/speed_{name}.json")
-    if name != "ml-100k" and not args.skip_recbole:
+    dataset_name = os.path.basename(os.path.normpath(args.dataset))
+    out = args.out or ("bench/results/speed.json" if dataset_name == "ml-100k"
+                       else f"bench/results/speed_{dataset_name}.json")
+    if dataset_name != "ml-100k" and not args.skip_recbole:
         parser.error("RecBole's script reads only its own MovieLens-100K: add --skip_recbole for another data set")
     for flag, python, skip in (("--replay_python", args.replay_python, args.skip_replay),
                                ("--recbole_python", args.recbole_python, args.skip_recbole)):
@@ -214,7 +215,7 @@ def main():
     print("\n| catalog | users per call | median ms | users/s |\n|---|---|---|---|")
     for row in inference:
         print(f"| {row['num_items']:,} | {row['batch_users']} | {row['median_ms']:.1f} | {row['users_per_s']:,.0f} |")
-    write_result(out, {"dataset": name, "seed": args.seed, "device": args.device, "training": training,
+    write_result(out, {"dataset": dataset_name, "seed": args.seed, "device": args.device, "training": training,
                        "inference": inference, "epoch_time_ratio_lsrec_vs_recbole": ratios.get("RecBole SASRec"),
                        "epoch_time_ratio_lsrec_vs_replay": ratios.get("RePlay SASRec")})
 

@@ -89,10 +89,11 @@ def main(argv=None):
                           f"(--hidden_size to choose)")
     unset = [name for name in ("hidden_dropout_prob", "attention_probs_dropout_prob")
              if getattr(model_args, name) is None]
-    for name in unset:  # and so does the dropout
-        setattr(model_args, name, default_dropout(num_events))
-    if unset:
-        accelerator.print(f"{data.name}: {num_events:,} events, so dropout {default_dropout(num_events)} "
+    if unset:  # and so does the dropout
+        dropout = default_dropout(num_events)
+        for name in unset:
+            setattr(model_args, name, dropout)
+        accelerator.print(f"{data.name}: {num_events:,} events, so dropout {dropout} "
                           f"({', '.join('--' + name for name in unset)} to choose)")
     if model_args.intermediate_size is None:
         model_args.intermediate_size = 4 * model_args.hidden_size
